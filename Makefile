@@ -1,0 +1,84 @@
+# exfilwatch — build, demo, test, bench, lint.
+# `make demo` and `make test` set up everything they need on a fresh Debian
+# machine (root): Debian packages through apt-get, Go modules through the
+# module proxy.
+
+GO        ?= go
+BIN       ?= ./exfilwatch
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+PKGS      := ./...
+FUZZTIME  ?= 10s
+# Debian packages the tests use: real clients and servers for the lab tests,
+# tcpdump to record, tshark to cross-check decodes.
+TEST_DEBS := tcpdump vsftpd curl wget python3 iproute2 ethtool tshark
+
+export CGO_ENABLED ?= 0
+
+.PHONY: all build demo test test-unit fuzz lint vet fmt-check darwin conformance bench deps godeps clean
+
+all: build
+
+build: godeps
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/exfilwatch
+
+godeps:
+	$(GO) mod download
+
+# Installs the Debian packages the tests need, only those missing.
+deps:
+	@missing=""; for p in $(TEST_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y --no-install-recommends $$missing || (apt-get update && apt-get install -y --no-install-recommends $$missing)); \
+	fi
+
+demo: build
+	@echo "== exfilwatch replay captures/demo/demo.pcapng (events on stdout, summary on stderr)"
+	@$(BIN) replay captures/demo/demo.pcapng | python3 captures/lab/show_events.py
+
+test: deps godeps lint test-unit fuzz conformance
+
+test-unit: build
+	$(GO) test -count=1 $(PKGS)
+
+# Each fuzz target runs briefly; crashers land in testdata/fuzz and fail the run.
+fuzz: godeps
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+lint: vet fmt-check darwin
+
+vet: godeps
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+darwin: godeps
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build ./...
+
+# The shared conformance set lives beside the checkout when present
+# (../shared/conformance); a clean clone without it skips this step.
+CONFORMANCE ?= ../shared/conformance/run.sh
+conformance: build
+	@if [ -x $(CONFORMANCE) ]; then \
+	  out=$$($(CONFORMANCE) $(BIN)); echo "$$out" | tail -n 5; \
+	  echo "$$out" | grep -q '^PANIC' && { echo "conformance: a capture made exfilwatch panic"; exit 1; }; \
+	  passed=$$(echo "$$out" | tail -n 1 | sed -n 's/^\([0-9]*\) passed.*/\1/p'); \
+	  [ -n "$$passed" ] && [ "$$passed" -ge 36 ] || { echo "conformance: $$passed passed, need at least 36"; exit 1; }; \
+	else echo "conformance: $(CONFORMANCE) not found, skipped"; fi
+
+bench: build
+	EXFILWATCH=$(abspath $(BIN)) bench/run.sh
+
+clean:
+	rm -f $(BIN)

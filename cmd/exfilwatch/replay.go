@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"exfilwatch/sensor"
+	"exfilwatch/sensor/capture"
+	"exfilwatch/sensor/events"
+)
+
+func replayCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "replay",
+		Usage:     "decode saved captures (pcap, pcapng, optionally gzip-compressed) into events",
+		ArgsUsage: "CAPTURE [CAPTURE…]",
+		Description: "Each capture is decoded on its own, in the order given; a damaged or unreadable file is\n" +
+			"reported in one line and the others are still processed. Exit status: 0 when every file was\n" +
+			"read to its end, 1 when at least one was not (its events up to the damage are kept), 2 on a\n" +
+			"usage error. A summary of the run is written to stderr.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{
+				Name:    "events",
+				Aliases: []string{"e"},
+				Value:   "-",
+				Usage:   "write events as JSON Lines to `FILE` (\"-\" for stdout); the file is created or truncated",
+			},
+			&cli.BoolFlag{
+				Name:  "no-summary",
+				Usage: "do not write the end-of-run summary to stderr",
+			},
+		}, limitFlags()...),
+		Action: replayAction,
+	}
+}
+
+// limitFlags are the pipeline's memory bounds and timeouts, shared by every
+// command that runs the pipeline.
+func limitFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "max-flows", Value: 100000, Usage: "concurrent connections tracked; past it the least recently active is closed and counted as evicted"},
+		&cli.IntFlag{Name: "max-buffer-per-flow", Value: 4 << 20, Usage: "out-of-order bytes buffered per connection direction; past it the hole is skipped as a gap"},
+		&cli.IntFlag{Name: "max-buffer-total", Value: 64 << 20, Usage: "out-of-order bytes buffered over all connections; past it the oldest connections' holes are skipped"},
+		&cli.DurationFlag{Name: "tcp-idle-timeout", Value: 5 * time.Minute, Usage: "close a TCP connection after this long without packets (packet time)"},
+		&cli.DurationFlag{Name: "udp-idle-timeout", Value: time.Minute, Usage: "close a UDP flow after this long without packets (packet time)"},
+		&cli.BoolFlag{Name: "verify-checksums", Value: true, Usage: "compute TCP/UDP checksums to count bad ones (packets are decoded either way)"},
+		&cli.IntFlag{Name: "max-expected-ftp-data", Value: 4096, Usage: "FTP data connections waited for at once, over all sessions"},
+	}
+}
+
+func configFrom(c *cli.Context) (sensor.Config, error) {
+	var cfg sensor.Config
+	for _, name := range []string{"max-flows", "max-buffer-per-flow", "max-buffer-total", "max-expected-ftp-data"} {
+		if c.Int(name) <= 0 {
+			return cfg, fmt.Errorf("--%s must be positive, got %d", name, c.Int(name))
+		}
+	}
+	for _, name := range []string{"tcp-idle-timeout", "udp-idle-timeout"} {
+		if c.Duration(name) <= 0 {
+			return cfg, fmt.Errorf("--%s must be positive, got %s", name, c.Duration(name))
+		}
+	}
+	cfg.Flows.MaxFlows = c.Int("max-flows")
+	cfg.Flows.MaxBufferedPerFlow = c.Int("max-buffer-per-flow")
+	cfg.Flows.MaxBufferedTotal = c.Int("max-buffer-total")
+	cfg.Flows.TCPIdleTimeout = c.Duration("tcp-idle-timeout")
+	cfg.Flows.UDPIdleTimeout = c.Duration("udp-idle-timeout")
+	cfg.Decode.VerifyChecksums = c.Bool("verify-checksums")
+	cfg.MaxExpectedChannels = c.Int("max-expected-ftp-data")
+	return cfg, nil
+}
+
+func replayAction(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return errors.New("replay: no capture file given (usage: exfilwatch replay [--events FILE] CAPTURE…)")
+	}
+	cfg, err := configFrom(c)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	out, closeOut, err := openOutput(c.String("events"))
+	if err != nil {
+		return fmt.Errorf("replay: --events: %w", err)
+	}
+	w := events.NewJSONWriter(out)
+	sum := newSummary()
+	failed := 0
+	for _, path := range c.Args().Slice() {
+		if err := replayFile(path, cfg, w, sum); err != nil {
+			failed++
+			logger.Error().Str("file", path).Msg(err.Error())
+		}
+	}
+	if err := w.Flush(); err != nil {
+		logger.Error().Err(err).Str("events", c.String("events")).Msg("writing events failed")
+		failed++
+	}
+	if err := closeOut(); err != nil {
+		logger.Error().Err(err).Str("events", c.String("events")).Msg("closing events file failed")
+		failed++
+	}
+	sum.counts = w.Counts
+	sum.elapsed = time.Since(sum.started)
+	if !c.Bool("no-summary") {
+		sum.write(os.Stderr, logFormat)
+	}
+	if failed > 0 {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+func openOutput(path string) (io.Writer, func() error, error) {
+	if path == "-" || path == "" {
+		return os.Stdout, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, unwrapPath(err)
+	}
+	return f, f.Close, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
+// replayFile decodes one capture. Events decoded before a damaged record are
+// kept: the sensor is flushed whatever happens.
+func replayFile(path string, cfg sensor.Config, w *events.JSONWriter, sum *summary) error {
+	f, err := capture.Open(path)
+	if err != nil {
+		sum.filesFailed++
+		return err
+	}
+	defer f.Close()
+	w.Source = path
+	s := sensor.New(cfg, w)
+	var fr capture.Frame
+	var readErr error
+	for {
+		if err := f.Next(&fr); err != nil {
+			if err != io.EOF {
+				readErr = err
+			}
+			break
+		}
+		s.Frame(&fr)
+	}
+	s.Flush()
+	sum.add(path, f, s.Stats())
+	if readErr != nil {
+		sum.filesFailed++
+		return readErr
+	}
+	sum.filesOK++
+	return nil
+}

@@ -1,0 +1,136 @@
+// Package sensor is the decode pipeline shared by replay and live capture:
+// frames are decoded (sensor/decode), grouped into flows and reassembled
+// (sensor/flows), recognised by content and handed to the protocol parsers
+// (protocols/http, protocols/ftp), whose transactions become events
+// (sensor/events). Data flows one way; nothing here reads a clock: time comes
+// from packets.
+package sensor
+
+import (
+	"time"
+
+	"exfilwatch/protocols/ftp"
+	"exfilwatch/protocols/http"
+	"exfilwatch/sensor/capture"
+	"exfilwatch/sensor/decode"
+	"exfilwatch/sensor/events"
+	"exfilwatch/sensor/flows"
+)
+
+// Config holds every limit of the pipeline. Zero values mean the defaults
+// documented on each field's type.
+type Config struct {
+	Decode decode.Options
+	Flows  flows.Limits
+	HTTP   http.Limits
+	FTP    ftp.Limits
+	// MaxExpectedChannels bounds the FTP data connections waited for, over
+	// all sessions (default 4096).
+	MaxExpectedChannels int
+	// ExpectedChannelTTL is how long an announced data connection is waited
+	// for, in packet time (default 5m).
+	ExpectedChannelTTL time.Duration
+}
+
+func (c Config) maxExpected() int {
+	if c.MaxExpectedChannels > 0 {
+		return c.MaxExpectedChannels
+	}
+	return 4096
+}
+
+func (c Config) expectTTL() time.Duration {
+	if c.ExpectedChannelTTL > 0 {
+		return c.ExpectedChannelTTL
+	}
+	return 5 * time.Minute
+}
+
+// Counters are the pipeline's own totals (decoder and table keep theirs).
+type Counters struct {
+	Bytes            uint64 // captured bytes read
+	Panics           uint64 // recovered panics (a bug; the flow is dropped from decoding)
+	HTTPFlows        uint64
+	FTPFlows         uint64
+	FTPDataFlows     uint64
+	OpaqueFlows      uint64 // TCP flows whose content was not recognised
+	ExpectedChannels uint64 // FTP data connections announced
+	ExpectedMatched  uint64
+	ExpectedDropped  uint64 // dropped for MaxExpectedChannels
+	ExpectedExpired  uint64 // never seen within ExpectedChannelTTL
+	Anomalies        uint64
+	FTPTransfers     uint64
+	FTPEncrypted     uint64
+	// Reassembly totals over closed flows.
+	Gaps        uint64
+	GapBytes    uint64
+	Retransmits uint64
+	OutOfOrder  uint64
+	OutOfWindow uint64
+	ForcedSkips uint64 // holes skipped because a buffer limit bit
+}
+
+// Stats is a snapshot of every counter of the pipeline.
+type Stats struct {
+	Sensor       Counters
+	Decode       decode.Counters
+	FragsDropped uint64
+	Flows        flows.Counters
+}
+
+// Sensor runs the pipeline. It is not safe for concurrent use: one goroutine
+// feeds it frames.
+type Sensor struct {
+	cfg   Config
+	dec   *decode.Decoder
+	table *flows.Table
+	sink  events.Sink
+	pkt   decode.Packet
+	exp   expectations
+	C     Counters
+	cur   *flows.Flow
+}
+
+// New returns a sensor that writes events to sink.
+func New(cfg Config, sink events.Sink) *Sensor {
+	s := &Sensor{cfg: cfg, sink: sink, dec: decode.NewDecoder(cfg.Decode)}
+	s.table = flows.NewTable(cfg.Flows, (*handler)(s))
+	s.exp.init(cfg.maxExpected(), cfg.expectTTL())
+	return s
+}
+
+// Frame processes one captured frame. It never panics: a panic inside the
+// pipeline is recovered and counted, and the flow it happened in is no longer
+// decoded (its packets are still counted).
+func (s *Sensor) Frame(fr *capture.Frame) {
+	s.C.Bytes += uint64(len(fr.Data))
+	if s.dec.Decode(fr.LinkType, fr.Data, fr.Timestamp, fr.WireLen, &s.pkt) != decode.OK {
+		return
+	}
+	defer s.recoverFlow()
+	s.table.Packet(&s.pkt)
+}
+
+func (s *Sensor) recoverFlow() {
+	if e := recover(); e != nil {
+		s.C.Panics++
+		if s.cur != nil {
+			if st, ok := s.cur.App.(*flowState); ok {
+				st.proto = protoOpaque
+				st.stream = nil
+			}
+		}
+	}
+}
+
+// Flush ends every open flow (end of capture or shutdown) and emits what
+// they still hold.
+func (s *Sensor) Flush() {
+	defer s.recoverFlow()
+	s.table.Flush()
+}
+
+// Stats returns the counters.
+func (s *Sensor) Stats() Stats {
+	return Stats{Sensor: s.C, Decode: s.dec.C, FragsDropped: s.dec.FragmentsDropped, Flows: s.table.C}
+}
