@@ -57,7 +57,7 @@ type Transfer struct {
 	Responder     netip.AddrPort // as announced in the Expectation
 	// Command is STOR STOU APPE RETR LIST NLST or MLSD; "" for a data
 	// connection no transfer command claimed before the session ended.
-	Command  string
+	Command string
 	// Filename is the command's argument as the client sent it; for a STOU
 	// without argument, the name the server chose.
 	Filename string
