@@ -33,8 +33,8 @@ type Parser struct {
 	// probe is set after a successful CONNECT: the first bytes through the
 	// tunnel decide whether it carries plain HTTP (parsed on) or anything
 	// else (TLS, SMTP…: opaque).
-	probe bool
-	stalls        int  // times a state handler made no progress; always 0 unless there is a bug
+	probe  bool
+	stalls int // times a state handler made no progress; always 0 unless there is a bug
 }
 
 // half is the parser state of one direction.
