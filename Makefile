@@ -37,8 +37,11 @@ deps:
 	fi
 
 demo: build
-	@echo "== exfilwatch replay captures/demo/demo.pcapng (events on stdout, summary on stderr)"
-	@$(BIN) replay captures/demo/demo.pcapng | python3 captures/lab/show_events.py
+	@echo "== $(BIN) replay --format text captures/demo/demo.pcapng"
+	@$(BIN) replay --format text captures/demo/demo.pcapng
+	@echo
+	@echo "== the same as JSON Lines (ECS), HTTP and FTP transfer events only: $(BIN) replay captures/demo/demo.pcapng"
+	@$(BIN) replay --no-summary captures/demo/demo.pcapng | grep -E '"dataset":"(http|ftp_data)"'
 
 test: deps godeps lint test-unit fuzz conformance
 

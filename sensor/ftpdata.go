@@ -23,7 +23,8 @@ func (s *Sensor) newFTPControl(st *flowState) *ftpControl {
 	ctl.s = ftp.NewSession(s.cfg.FTP, ftp.Handler{
 		Command: func(c *ftp.Command) {
 			s.C.Anomalies += uint64(len(c.Anomalies))
-			s.sink.FTPCommand(&events.FTPCommand{Conn: *ctl.conn, Cmd: c})
+			s.evFTP = events.FTPCommand{Conn: *ctl.conn, Cmd: c}
+			s.sink.FTPCommand(&s.evFTP)
 		},
 		Expect: func(e ftp.Expectation) {
 			s.C.ExpectedChannels++
@@ -33,7 +34,8 @@ func (s *Sensor) newFTPControl(st *flowState) *ftpControl {
 			s.C.FTPTransfers++
 			data := ctl.data[t.ExpectationID]
 			delete(ctl.data, t.ExpectationID)
-			s.sink.FTPData(&events.FTPData{Conn: data, Control: *ctl.conn, T: t})
+			s.evFTPData = events.FTPData{Conn: data, Control: *ctl.conn, T: t}
+			s.sink.FTPData(&s.evFTPData)
 		},
 		Anomaly: func(protocols.Anomaly) { s.C.Anomalies++ },
 	})

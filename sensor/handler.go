@@ -19,11 +19,12 @@ const (
 	protoFTP
 	protoFTPData
 	protoOpaque // not recognised, or given up on: bytes are only counted
+	protoDone   // HTTP connection whose parser finished and was released
 )
 
 func (p appProto) String() string {
 	switch p {
-	case protoHTTP:
+	case protoHTTP, protoDone:
 		return "http"
 	case protoFTP:
 		return "ftp"
@@ -52,7 +53,8 @@ type flowState struct {
 	tries  int
 	ended  [2]bool
 
-	ctl *ftpControl // protoFTP: this session; protoFTPData: the session that ordered it
+	httpP *http.Parser // protoHTTP: returned to the sensor's free list when both sides ended
+	ctl   *ftpControl  // protoFTP: this session; protoFTPData: the session that ordered it
 	// protoFTPData only.
 	expID   uint64
 	passive bool
@@ -82,7 +84,7 @@ func connOf(f *flows.Flow) events.Conn {
 }
 
 func (h *handler) Opened(f *flows.Flow) {
-	st := &flowState{}
+	st := h.s().newState()
 	f.App = st
 	if f.Proto != decode.ProtoTCP {
 		st.proto = protoOpaque
@@ -123,7 +125,12 @@ func (h *handler) End(f *flows.Flow, dir protocols.Dir, ts time.Time) {
 	st := f.App.(*flowState)
 	st.ended[dir] = true
 	switch st.proto {
-	case protoHTTP, protoFTP:
+	case protoHTTP:
+		st.stream.End(dir, ts)
+		if st.ended[0] && st.ended[1] {
+			h.s().releaseHTTP(st)
+		}
+	case protoFTP:
 		st.stream.End(dir, ts)
 	case protoFTPData:
 		if st.ended[0] && st.ended[1] && !st.closed {
@@ -146,7 +153,8 @@ func (h *handler) Closed(f *flows.Flow) {
 	if st.conn.FlowID == 0 {
 		st.conn = connOf(f)
 	}
-	ev := events.Flow{
+	ev := &s.evFlow
+	*ev = events.Flow{
 		Conn:        st.conn,
 		Protocol:    st.proto.String(),
 		Start:       f.First,
@@ -176,11 +184,16 @@ func (h *handler) Closed(f *flows.Flow) {
 	if st.proto == protoFTP && st.ctl.s.Encrypted() {
 		ev.Encrypted = true
 	}
-	s.sink.Flow(&ev)
+	s.sink.Flow(ev)
 	if st.proto == protoFTP {
 		s.exp.dropSession(st.ctl)
 	}
+	s.releaseHTTP(st)
 	f.App = nil
+	if s.cur == f {
+		s.cur = nil
+	}
+	s.freeState(st)
 }
 
 // sniffData looks at the first bytes of each direction until one of them is
@@ -309,10 +322,19 @@ func (s *Sensor) attach(f *flows.Flow, st *flowState, p appProto) {
 	case protoHTTP:
 		s.C.HTTPFlows++
 		conn := &st.conn
-		st.stream = http.New(s.cfg.HTTP, func(tx *http.Transaction) {
+		emit := func(tx *http.Transaction) {
 			s.C.Anomalies += uint64(len(tx.Anomalies))
-			s.sink.HTTP(&events.HTTP{Conn: *conn, Tx: tx})
-		})
+			s.evHTTP = events.HTTP{Conn: *conn, Tx: tx}
+			s.sink.HTTP(&s.evHTTP)
+		}
+		if n := len(s.httpFree); n > 0 {
+			st.httpP = s.httpFree[n-1]
+			s.httpFree = s.httpFree[:n-1]
+			st.httpP.Reset(emit)
+		} else {
+			st.httpP = http.New(s.cfg.HTTP, emit)
+		}
+		st.stream = st.httpP
 	case protoFTP:
 		s.C.FTPFlows++
 		st.ctl = s.newFTPControl(st)
@@ -325,4 +347,39 @@ func (s *Sensor) attach(f *flows.Flow, st *flowState, p appProto) {
 // client opens the data connection; in active mode the server does.
 func (st *flowState) toServer(dir protocols.Dir) bool {
 	return (dir == protocols.ClientToServer) == st.passive
+}
+
+// freeListMax bounds each free list: enough to absorb a burst of short
+// connections, small next to the flow table itself.
+const freeListMax = 1024
+
+func (s *Sensor) newState() *flowState {
+	if n := len(s.stateFree); n > 0 {
+		st := s.stateFree[n-1]
+		s.stateFree = s.stateFree[:n-1]
+		return st
+	}
+	return &flowState{}
+}
+
+func (s *Sensor) freeState(st *flowState) {
+	if len(s.stateFree) < freeListMax {
+		sniff := st.sniff
+		*st = flowState{}
+		st.sniff[0], st.sniff[1] = sniff[0][:0], sniff[1][:0]
+		s.stateFree = append(s.stateFree, st)
+	}
+}
+
+// releaseHTTP hands a finished connection's parser back for reuse. Its
+// transactions were all emitted when both sides ended.
+func (s *Sensor) releaseHTTP(st *flowState) {
+	if st.httpP == nil {
+		return
+	}
+	if len(s.httpFree) < freeListMax {
+		s.httpFree = append(s.httpFree, st.httpP)
+	}
+	st.httpP, st.stream = nil, nil
+	st.proto = protoDone
 }

@@ -89,6 +89,15 @@ type Sensor struct {
 	exp   expectations
 	C     Counters
 	cur   *flows.Flow
+
+	// Free lists and reused event records: the short-connection case
+	// (hundreds of thousands of one-request connections) is allocation-bound.
+	httpFree  []*http.Parser
+	stateFree []*flowState
+	evHTTP    events.HTTP
+	evFTP     events.FTPCommand
+	evFTPData events.FTPData
+	evFlow    events.Flow
 }
 
 // New returns a sensor that writes events to sink.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -29,6 +30,15 @@ func replayCommand() *cli.Command {
 				Aliases: []string{"e"},
 				Value:   "-",
 				Usage:   "write events as JSON Lines to `FILE` (\"-\" for stdout); the file is created or truncated",
+			},
+			&cli.StringFlag{
+				Name:  "format",
+				Value: "json",
+				Usage: "event format: json (JSON Lines, ECS field names, see docs/events.md) or text (one human-readable line per event)",
+			},
+			&cli.StringFlag{
+				Name:  "cpuprofile",
+				Usage: "write a Go CPU profile of the run to `FILE` (read it with go tool pprof)",
 			},
 			&cli.BoolFlag{
 				Name:  "no-summary",
@@ -83,11 +93,22 @@ func replayAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
+	format := c.String("format")
+	if format != "json" && format != "text" {
+		return fmt.Errorf("replay: --format %q: want json or text", format)
+	}
 	out, closeOut, err := openOutput(c.String("events"))
 	if err != nil {
 		return fmt.Errorf("replay: --events: %w", err)
 	}
-	w := events.NewJSONWriter(out)
+	w := newEventWriter(format, out)
+	if p := c.String("cpuprofile"); p != "" {
+		stop, err := startCPUProfile(p)
+		if err != nil {
+			return fmt.Errorf("replay: --cpuprofile: %w", err)
+		}
+		defer stop()
+	}
 	sum := newSummary()
 	failed := 0
 	for _, path := range c.Args().Slice() {
@@ -104,7 +125,7 @@ func replayAction(c *cli.Context) error {
 		logger.Error().Err(err).Str("events", c.String("events")).Msg("closing events file failed")
 		failed++
 	}
-	sum.counts = w.Counts
+	sum.counts = w.counts()
 	sum.elapsed = time.Since(sum.started)
 	if !c.Bool("no-summary") {
 		sum.write(os.Stderr, logFormat)
@@ -136,14 +157,14 @@ func unwrapPath(err error) error {
 
 // replayFile decodes one capture. Events decoded before a damaged record are
 // kept: the sensor is flushed whatever happens.
-func replayFile(path string, cfg sensor.Config, w *events.JSONWriter, sum *summary) error {
+func replayFile(path string, cfg sensor.Config, w eventWriter, sum *summary) error {
 	f, err := capture.Open(path)
 	if err != nil {
 		sum.filesFailed++
 		return err
 	}
 	defer f.Close()
-	w.Source = path
+	w.setSource(path)
 	s := sensor.New(cfg, w)
 	var fr capture.Frame
 	var readErr error
@@ -164,4 +185,41 @@ func replayFile(path string, cfg sensor.Config, w *events.JSONWriter, sum *summa
 	}
 	sum.filesOK++
 	return nil
+}
+
+// eventWriter is an events.Sink that buffers, and knows the file being read.
+type eventWriter interface {
+	events.Sink
+	Flush() error
+	setSource(path string)
+	counts() events.Counts
+}
+
+type jsonEvents struct{ *events.JSONWriter }
+
+func (j jsonEvents) setSource(p string)    { j.Source = p }
+func (j jsonEvents) counts() events.Counts { return j.Counts }
+
+type textEvents struct{ *events.TextWriter }
+
+func (textEvents) setSource(string)        {}
+func (t textEvents) counts() events.Counts { return t.Counts }
+
+func newEventWriter(format string, w io.Writer) eventWriter {
+	if format == "text" {
+		return textEvents{events.NewTextWriter(w)}
+	}
+	return jsonEvents{events.NewJSONWriter(w)}
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -75,6 +75,37 @@ func New(lim Limits, emit func(*Transaction)) *Parser {
 
 var _ protocols.Stream = (*Parser)(nil)
 
+// Reset readies p for another connection with a new emit callback, keeping
+// its limits, line buffers and hash states: a sensor that sees hundreds of
+// thousands of short connections reuses parsers instead of allocating them.
+// Transactions already emitted are not touched.
+func (p *Parser) Reset(emit func(*Transaction)) {
+	type kept struct {
+		lines, mpLines, delim []byte
+		hash, mpHash          hash.Hash
+	}
+	var k [2]kept
+	for i := range p.half {
+		h := &p.half[i]
+		k[i] = kept{h.lines.buf[:0], h.mp.lines.buf[:0], h.mp.delim[:0], h.hash, h.mp.hash}
+	}
+	clear(p.queue)
+	queue := p.queue[:0]
+	*p = Parser{lim: p.lim, emit: emit, queue: queue}
+	for i := range p.half {
+		h := &p.half[i]
+		h.dir, h.first = protocols.Dir(i), true
+		h.lines.buf, h.mp.lines.buf, h.mp.delim = k[i].lines, k[i].mpLines, k[i].delim
+		h.hash, h.mp.hash = k[i].hash, k[i].mpHash
+		if h.hash != nil {
+			h.hash.Reset()
+		}
+		if h.mp.hash != nil {
+			h.mp.hash.Reset()
+		}
+	}
+}
+
 // Feed implements protocols.Stream. b is only read during the call: whole
 // header lines are parsed in place, body bytes are counted and hashed in
 // place, and only a line split across calls is copied.
@@ -192,10 +223,11 @@ func (p *Parser) flush(ts time.Time) {
 		}
 	}
 	q := p.queue
-	p.queue = nil
 	for _, tx := range q {
 		p.deliver(tx)
 	}
+	clear(q)
+	p.queue = q[:0]
 }
 
 // tunnel stops all parsing after a 101: what follows is another protocol,

@@ -58,3 +58,45 @@ func TestTruncationSweep(t *testing.T) {
 		})
 	}
 }
+
+// TestResetReusesParser runs every exchange on a parser that first parsed
+// another exchange (cut byte by byte, so its buffers hold state) and was
+// Reset: the result must equal a fresh parser's.
+func TestResetReusesParser(t *testing.T) {
+	xs := exchanges()
+	for i, x := range xs {
+		t.Run(x.name, func(t *testing.T) {
+			want := run(t, x.lim, x.evs, whole)
+			prev := xs[(i+len(xs)-1)%len(xs)]
+			p := New(x.lim, func(*Transaction) {})
+			for k, e := range prev.evs[:len(prev.evs)-1] { // leave it mid-way
+				switch {
+				case e.end:
+					p.End(e.dir, at(k))
+				case e.gap != 0:
+					p.Gap(e.dir, e.gap, at(k))
+				default:
+					for _, c := range byteByByte(k, e.data) {
+						p.Feed(e.dir, []byte(c), at(k))
+					}
+				}
+			}
+			var got []*Transaction
+			p.Reset(func(tx *Transaction) { got = append(got, tx) })
+			for k, e := range x.evs {
+				switch {
+				case e.end:
+					p.End(e.dir, at(k))
+				case e.gap != 0:
+					p.Gap(e.dir, e.gap, at(k))
+				default:
+					p.Feed(e.dir, []byte(e.data), at(k))
+				}
+				checkInvariants(t, p)
+			}
+			if !same(got, want) {
+				t.Fatalf("reused parser differs:\n%s", diff(got, want))
+			}
+		})
+	}
+}

@@ -14,6 +14,12 @@ import (
 type enc struct {
 	b     []byte
 	comma []bool // per open object/array: a value was written, the next needs a comma
+
+	// The formatted date and time of the last second seen: events come in
+	// bursts within the same second, and time.Format is the costliest part
+	// of encoding otherwise.
+	tsSec    int64
+	tsPrefix []byte // "2006-01-02T15:04:05."
 }
 
 func (e *enc) sep() {
@@ -95,11 +101,24 @@ func (e *enc) bool(k string, v bool) {
 	e.b = strconv.AppendBool(e.b, v)
 }
 
+// time writes t in UTC as RFC 3339 with nanoseconds.
 func (e *enc) time(k string, t time.Time) {
 	e.key(k)
+	t = t.UTC()
+	if sec := t.Unix(); sec != e.tsSec || e.tsPrefix == nil {
+		e.tsSec = sec
+		e.tsPrefix = t.AppendFormat(e.tsPrefix[:0], "2006-01-02T15:04:05.")
+	}
 	e.b = append(e.b, '"')
-	e.b = t.UTC().AppendFormat(e.b, "2006-01-02T15:04:05.000000000Z")
-	e.b = append(e.b, '"')
+	e.b = append(e.b, e.tsPrefix...)
+	ns := t.Nanosecond()
+	var d [9]byte
+	for i := 8; i >= 0; i-- {
+		d[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	e.b = append(e.b, d[:]...)
+	e.b = append(e.b, 'Z', '"')
 }
 
 func (e *enc) hex(k string, v []byte) {

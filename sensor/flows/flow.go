@@ -74,7 +74,8 @@ func (r CloseReason) String() string {
 	return "unknown"
 }
 
-// Flow is one connection. Internally, per-side arrays are indexed by the
+// Flow is one connection. The Table reuses a Flow once it has been handed to
+// Handler.Closed: nothing may keep a pointer to it after that. Internally, per-side arrays are indexed by the
 // side first guessed to be the client (0) or server (1); the Handler may
 // correct the guess once from content (SetSwapped), and every exported
 // accessor and Handler callback speaks in corrected client/server terms.

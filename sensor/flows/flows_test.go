@@ -37,7 +37,8 @@ func (r *recorder) End(f *Flow, d protocols.Dir, ts time.Time) {
 }
 
 func (r *recorder) Closed(f *Flow) {
-	r.closed = append(r.closed, f)
+	snap := *f // the table reuses f after this call
+	r.closed = append(r.closed, &snap)
 	r.log = append(r.log, fmt.Sprintf("closed %d %v", f.ID, f.Reason()))
 }
 
@@ -96,16 +97,39 @@ func TestInOrderBothDirectionsAndFINClose(t *testing.T) {
 	if got := r.text(1, protocols.ServerToClient); got != "HTTP/1.1 200 OK\r\n" {
 		t.Fatalf("server stream %q", got)
 	}
-	f := c.tb.m[c.tb.head.Key]
-	if !f.Closed() || f.Packets(protocols.ClientToServer) != 6 || f.Packets(protocols.ServerToClient) != 3 {
-		t.Fatalf("closed %v packets %d/%d", f.Closed(), f.Packets(0), f.Packets(1))
+	// The last ACK of the FIN exchange takes the flow out of the table at once.
+	if len(r.closed) != 1 || r.closed[0].Reason() != CloseFIN || len(c.tb.m) != 0 {
+		t.Fatalf("closed %v, table %d", r.log, len(c.tb.m))
 	}
-	c.tb.Flush()
-	if len(r.closed) != 1 || r.closed[0].Reason() != CloseFIN {
-		t.Fatalf("closed %v", r.log)
+	f := r.closed[0]
+	if f.Packets(protocols.ClientToServer) != 6 || f.Packets(protocols.ServerToClient) != 3 {
+		t.Fatalf("packets %d/%d", f.Packets(0), f.Packets(1))
 	}
 	if f.Client().AddrPort().String() != "198.18.0.1:40000" {
 		t.Fatalf("client %v", f.Client().AddrPort())
+	}
+	// A retransmitted FIN or ACK after that opens no flow.
+	c.send(false, fin, 5018, 1020, "")
+	c.send(true, ack, 1020, 5019, "")
+	if c.tb.C.Flows != 1 || c.tb.C.Orphans != 2 {
+		t.Fatalf("flows %d orphans %d", c.tb.C.Flows, c.tb.C.Orphans)
+	}
+}
+
+func TestFINWithoutFinalACKLingers(t *testing.T) {
+	r := newRecorder()
+	c := &conn{tb: NewTable(Limits{ClosedLinger: time.Second}, r), now: t0}
+	handshake(c)
+	c.send(true, fin, 1001, 5001, "")
+	c.send(false, fin, 5001, 1002, "")
+	if len(r.closed) != 0 || len(c.tb.m) != 1 {
+		t.Fatalf("closed before the last ACK or linger: %v", r.log)
+	}
+	c.now = c.now.Add(2 * time.Second)
+	p := decode.Packet{Timestamp: c.now, Proto: decode.ProtoUDP, Src: mapped(10, 0, 0, 1), Dst: mapped(10, 0, 0, 2), SrcPort: 5353, DstPort: 5353}
+	c.tb.Packet(&p)
+	if len(r.closed) != 1 || r.closed[0].Reason() != CloseFIN {
+		t.Fatalf("log %v", r.log)
 	}
 }
 
@@ -203,12 +227,12 @@ func TestRSTClosesAndFlushesBuffered(t *testing.T) {
 	if got := r.text(1, protocols.ClientToServer); got != "<gap 4>LATE" {
 		t.Fatalf("stream %q", got)
 	}
-	f := c.tb.head
-	if !f.Closed() || f.Reason() != CloseRST {
-		t.Fatalf("closed %v reason %v", f.Closed(), f.Reason())
+	if len(r.closed) != 1 || r.closed[0].Reason() != CloseRST {
+		t.Fatalf("log %v", r.log)
 	}
-	// Late packets are absorbed by the closed flow, not a new one.
+	// Late packets of the reset connection open no flow.
 	c.send(true, ack, 1009, 5001, "")
+	c.send(true, rst, 1009, 0, "")
 	if c.tb.C.Flows != 1 {
 		t.Fatalf("flows %d", c.tb.C.Flows)
 	}

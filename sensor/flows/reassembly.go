@@ -49,15 +49,16 @@ type segment struct {
 
 type half struct {
 	HalfStats
-	started bool
-	next    uint32 // next expected sequence number
-	acked   uint32 // highest ACK the other side sent for this direction
-	ackSeen bool
-	fin     bool
-	finSeq  uint32
-	ended   bool
-	segs    []segment // out-of-order segments, sorted, non-overlapping
-	buf     int       // bytes in segs
+	started  bool
+	next     uint32 // next expected sequence number
+	acked    uint32 // highest ACK the other side sent for this direction
+	ackSeen  bool
+	fin      bool
+	finSeq   uint32
+	finAcked bool // the other side acknowledged the FIN
+	ended    bool
+	segs     []segment // out-of-order segments, sorted, non-overlapping
+	buf      int       // bytes in segs
 }
 
 func seqDiff(a, b uint32) int64 { return int64(int32(a - b)) }
@@ -124,6 +125,9 @@ func (h *half) segment(seq uint32, payload []byte, fin bool, ts time.Time, maxBu
 func (h *half) ack(a uint32, ts time.Time, out deliverer) (bufDelta int) {
 	if !h.ackSeen || seqDiff(a, h.acked) > 0 {
 		h.acked, h.ackSeen = a, true
+	}
+	if h.fin && seqDiff(a, h.finSeq+1) >= 0 {
+		h.finAcked = true
 	}
 	if !h.started || len(h.segs) == 0 || seqDiff(a, h.next) <= 0 {
 		return 0

@@ -27,7 +27,7 @@ type Limits struct {
 	MaxBufferedTotal   int           // out-of-order bytes over all flows (default 64 MiB)
 	TCPIdleTimeout     time.Duration // default 5m
 	UDPIdleTimeout     time.Duration // default 1m
-	ClosedLinger       time.Duration // how long a closed TCP flow still absorbs late packets (default 5s)
+	ClosedLinger       time.Duration // how long a closed TCP flow still absorbs late packets (default 1s)
 }
 
 func (l Limits) maxFlows() int {
@@ -69,7 +69,7 @@ func (l Limits) linger() time.Duration {
 	if l.ClosedLinger > 0 {
 		return l.ClosedLinger
 	}
-	return 5 * time.Second
+	return time.Second
 }
 
 // Counters are the table's totals.
@@ -84,6 +84,11 @@ type Counters struct {
 	Buffered        int    // out-of-order bytes held now
 	PeakBuffered    int
 	ClosedBy        [CloseReused + 1]uint64
+	// Orphans are TCP packets without payload or SYN that belong to no
+	// known connection (an ACK or FIN retransmitted after the flow left the
+	// table, keep-alives of a connection older than the capture): they open
+	// no flow.
+	Orphans uint64
 }
 
 // Table is the flow table. It is not safe for concurrent use.
@@ -95,8 +100,12 @@ type Table struct {
 	tail    *Flow // least recently active
 	nextID  uint64
 	nextChk time.Time
+	free    []*Flow // closed flows kept for reuse
 	C       Counters
 }
+
+// freeFlowsMax bounds the free list of Flow structs.
+const freeFlowsMax = 1024
 
 // NewTable returns an empty table that reports to h.
 func NewTable(lim Limits, h Handler) *Table {
@@ -127,6 +136,10 @@ func (t *Table) Packet(p *decode.Packet) {
 		f = nil
 	}
 	if f == nil {
+		if p.Proto == decode.ProtoTCP && len(p.Payload) == 0 && p.Flags&decode.FlagSYN == 0 {
+			t.C.Orphans++
+			return
+		}
 		f = t.create(k, p, src, dst)
 	} else {
 		t.touch(f)
@@ -145,9 +158,19 @@ func (t *Table) Packet(p *decode.Packet) {
 		return
 	}
 	if f.closed {
-		return // late packets (last ACKs) of a finished connection
+		// Late packets of a finished connection: only the last ACK matters.
+		if p.Flags&decode.FlagACK != 0 {
+			t.account(f.half[side^1].ack(p.Ack, ts, &f.dd[side^1]))
+		}
+	} else {
+		t.tcp(f, side, p)
 	}
-	t.tcp(f, side, p)
+	// A connection is done once both FINs are acknowledged, or reset:
+	// it leaves the table at once, so that a burst of short connections
+	// does not fill it with finished ones.
+	if f.closed && (f.reason == CloseRST || f.half[0].finAcked && f.half[1].finAcked) {
+		t.close(f, f.reason)
+	}
 }
 
 // reusedBy reports whether a SYN from src starts a new connection on this
@@ -228,11 +251,23 @@ func (t *Table) shedBuffers(ts time.Time) {
 
 func (t *Table) create(k Key, p *decode.Packet, src, dst Endpoint) *Flow {
 	if len(t.m) >= t.lim.maxFlows() && t.tail != nil {
-		t.C.Evicted++
+		// A finished flow only lingering for late packets goes quietly;
+		// dropping a live one is counted.
+		if !t.tail.closed {
+			t.C.Evicted++
+		}
 		t.close(t.tail, CloseEvicted)
 	}
 	t.nextID++
-	f := &Flow{Key: k, ID: t.nextID, Proto: p.Proto, IPv6: p.IPv6, First: p.Timestamp, Last: p.Timestamp, Tunnel: p.Tunnel}
+	var f *Flow
+	if n := len(t.free); n > 0 {
+		f = t.free[n-1]
+		t.free = t.free[:n-1]
+		*f = Flow{}
+	} else {
+		f = &Flow{}
+	}
+	f.Key, f.ID, f.Proto, f.IPv6, f.First, f.Last, f.Tunnel = k, t.nextID, p.Proto, p.IPv6, p.Timestamp, p.Timestamp, p.Tunnel
 	srcIsClient := true
 	if p.Proto == decode.ProtoTCP && p.Flags&decode.FlagSYN != 0 {
 		f.SawSYN = true
@@ -284,6 +319,12 @@ func (t *Table) close(f *Flow, reason CloseReason) {
 	t.unlink(f)
 	t.C.Active = len(t.m)
 	t.h.Closed(f)
+	if len(t.free) < freeFlowsMax {
+		for i := range f.half {
+			clear(f.half[i].segs)
+		}
+		t.free = append(t.free, f)
+	}
 }
 
 // Expire closes flows idle for longer than their timeout, and closed flows
