@@ -1,0 +1,223 @@
+package sensor
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"exfilwatch/sensor/capture"
+	"exfilwatch/sensor/events"
+)
+
+// sink records events; it copies what it keeps (the sensor reuses records).
+type sink struct {
+	http  []events.HTTP
+	ftp   []events.FTPCommand
+	data  []events.FTPData
+	flows []events.Flow
+}
+
+func (s *sink) HTTP(e *events.HTTP)             { s.http = append(s.http, *e) }
+func (s *sink) FTPCommand(e *events.FTPCommand) { s.ftp = append(s.ftp, *e) }
+func (s *sink) FTPData(e *events.FTPData)       { s.data = append(s.data, *e) }
+func (s *sink) Flow(e *events.Flow)             { s.flows = append(s.flows, *e) }
+
+// peer sends TCP segments of one connection as Ethernet frames.
+type peer struct {
+	t        *testing.T
+	s        *Sensor
+	ip       net.IP
+	port     uint16
+	seq, ack uint32
+	now      *time.Time
+}
+
+func (p *peer) send(to *peer, flags string, payload string) {
+	p.t.Helper()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: p.ip, DstIP: to.ip}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(p.port), DstPort: layers.TCPPort(to.port), Seq: p.seq, Ack: to.seq, Window: 500}
+	for _, f := range flags {
+		switch f {
+		case 'S':
+			tcp.SYN = true
+		case 'A':
+			tcp.ACK = true
+		case 'F':
+			tcp.FIN = true
+		case 'R':
+			tcp.RST = true
+		}
+	}
+	tcp.SetNetworkLayerForChecksum(ip)
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(payload)); err != nil {
+		p.t.Fatal(err)
+	}
+	*p.now = p.now.Add(time.Millisecond)
+	fr := capture.Frame{Data: buf.Bytes(), Timestamp: *p.now, WireLen: len(buf.Bytes()), LinkType: 1}
+	p.s.Frame(&fr)
+	p.seq += uint32(len(payload))
+	if tcp.SYN || tcp.FIN {
+		p.seq++
+	}
+}
+
+func pair(t *testing.T, s *Sensor, now *time.Time, cport, sport uint16) (c, srv *peer) {
+	c = &peer{t: t, s: s, ip: net.IP{198, 18, 0, 1}, port: cport, seq: 1000, now: now}
+	srv = &peer{t: t, s: s, ip: net.IP{198, 18, 0, 2}, port: sport, seq: 90000, now: now}
+	return c, srv
+}
+
+func TestHTTPOnAnyPortWithHandshake(t *testing.T) {
+	k := &sink{}
+	s := New(Config{}, k)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	c, srv := pair(t, s, &now, 41000, 4444)
+	c.send(srv, "S", "")
+	srv.send(c, "SA", "")
+	c.send(srv, "A", "")
+	c.send(srv, "PA", "PUT /drop HTTP/1.1\r\nHost: x:4444\r\nContent-Length: 5\r\n\r\nhello")
+	srv.send(c, "PA", "HTTP/1.1 204 No Content\r\n\r\n")
+	c.send(srv, "FA", "")
+	srv.send(c, "FA", "")
+	c.send(srv, "A", "")
+	s.Flush()
+	if len(k.http) != 1 || len(k.flows) != 1 {
+		t.Fatalf("http %d flows %d", len(k.http), len(k.flows))
+	}
+	h := k.http[0]
+	if h.Tx.Request.Method != "PUT" || h.Tx.Request.BodyBytes != 5 || h.Tx.Response.StatusCode != 204 || h.Client.Port() != 41000 || h.ClientGuessed {
+		t.Fatalf("event %+v %+v", h.Conn, h.Tx.Request)
+	}
+	if f := k.flows[0]; f.Protocol != "http" || f.CloseReason != "fin" || f.Packets[0] != 5 || f.Packets[1] != 3 || f.Payload[0] != 60 || f.Payload[1] != 27 {
+		t.Fatalf("flow %+v", f)
+	}
+}
+
+// Without a handshake the client is guessed from the ports; content (a
+// request line from the presumed server) corrects the guess.
+func TestMidStreamRolesCorrectedByContent(t *testing.T) {
+	k := &sink{}
+	s := New(Config{}, k)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	// The server listens on 50000 (ephemeral range), the client uses 40000:
+	// ports alone point the wrong way.
+	c, srv := pair(t, s, &now, 40000, 50000)
+	c.send(srv, "PA", "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")
+	srv.send(c, "PA", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	s.Flush()
+	if len(k.http) != 1 {
+		t.Fatalf("http %d", len(k.http))
+	}
+	h := k.http[0]
+	if h.Client.Port() != 40000 || h.Server.Port() != 50000 || !h.ClientGuessed {
+		t.Fatalf("conn %+v", h.Conn)
+	}
+	if f := k.flows[0]; f.Client.Port() != 40000 || f.Bytes[0] == 0 || f.Payload[0] != 51 || f.Payload[1] != 40 {
+		t.Fatalf("flow %+v", f)
+	}
+}
+
+// The data connection opens after PASV but before the STOR command and
+// closes before the 226: the transfer is still tied to its command.
+func TestFTPDataBeforeCommand(t *testing.T) {
+	k := &sink{}
+	s := New(Config{}, k)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	c, srv := pair(t, s, &now, 41000, 2121)
+	c.send(srv, "S", "")
+	srv.send(c, "SA", "")
+	c.send(srv, "A", "")
+	srv.send(c, "PA", "220 (vsFTPd 3.0.3)\r\n")
+	c.send(srv, "PA", "USER u\r\n")
+	srv.send(c, "PA", "331 Please specify the password.\r\n")
+	c.send(srv, "PA", "PASS secret\r\n")
+	srv.send(c, "PA", "230 Login successful.\r\n")
+	c.send(srv, "PA", "PASV\r\n")
+	srv.send(c, "PA", "227 Entering Passive Mode (198,18,0,2,156,64).\r\n")
+	dc, ds := pair(t, s, &now, 41002, 156*256+64)
+	dc.send(ds, "S", "")
+	ds.send(dc, "SA", "")
+	dc.send(ds, "A", "")
+	c.send(srv, "PA", "STOR secret.tar\r\n")
+	dc.send(ds, "PA", "0123456789")
+	dc.send(ds, "PA", "abcdef")
+	dc.send(ds, "FA", "")
+	ds.send(dc, "FA", "")
+	dc.send(ds, "A", "")
+	srv.send(c, "PA", "150 Ok to send data.\r\n226 Transfer complete.\r\n")
+	c.send(srv, "PA", "QUIT\r\n")
+	srv.send(c, "PA", "221 Goodbye.\r\n")
+	s.Flush()
+	if len(k.data) != 1 {
+		t.Fatalf("transfers %d, commands %d", len(k.data), len(k.ftp))
+	}
+	d := k.data[0]
+	if d.T.Command != "STOR" || d.T.Filename != "secret.tar" || !d.T.Upload || d.T.BytesToServer != 16 || d.T.Reply == nil || d.T.Reply.Code != 226 {
+		t.Fatalf("transfer %+v", d.T)
+	}
+	if d.Client.Port() != 41002 || d.Control.Server.Port() != 2121 {
+		t.Fatalf("data %v control %v", d.Conn, d.Control)
+	}
+	for _, cmd := range k.ftp {
+		if cmd.Cmd.Name == "PASS" && cmd.Cmd.Arg != "<redacted>" {
+			t.Fatalf("PASS argument leaked: %q", cmd.Cmd.Arg)
+		}
+	}
+	protos := map[string]int{}
+	for _, f := range k.flows {
+		protos[f.Protocol]++
+	}
+	if protos["ftp"] != 1 || protos["ftp-data"] != 1 {
+		t.Fatalf("flow protocols %v", protos)
+	}
+}
+
+// A segment lost by the capture inside a body: the transaction is kept, its
+// byte count includes the missing bytes and it is marked.
+func TestGapInsideBodyKeepsTransaction(t *testing.T) {
+	k := &sink{}
+	s := New(Config{}, k)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	c, srv := pair(t, s, &now, 41000, 80)
+	c.send(srv, "S", "")
+	srv.send(c, "SA", "")
+	c.send(srv, "A", "")
+	c.send(srv, "PA", "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 30\r\n\r\n0123456789")
+	c.seq += 10 // ten bytes never captured
+	c.send(srv, "PA", "abcdefghij")
+	srv.send(c, "PA", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	c.send(srv, "FA", "")
+	srv.send(c, "FA", "")
+	c.send(srv, "A", "")
+	s.Flush()
+	if len(k.http) != 1 {
+		t.Fatalf("http %d", len(k.http))
+	}
+	tx := k.http[0].Tx
+	if tx.Request.BodyBytes != 30 || !tx.Gap || tx.Request.BodyHashValid || tx.Response == nil || tx.Response.StatusCode != 200 {
+		t.Fatalf("tx %+v gap %v", tx.Request, tx.Gap)
+	}
+	if k.flows[0].Gaps != 1 || k.flows[0].GapBytes[0] != 10 {
+		t.Fatalf("flow %+v", k.flows[0])
+	}
+}
+
+func TestUnrecognisedTCPIsOnlyCounted(t *testing.T) {
+	k := &sink{}
+	s := New(Config{}, k)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	c, srv := pair(t, s, &now, 41000, 22)
+	c.send(srv, "S", "")
+	srv.send(c, "SA", "")
+	srv.send(c, "PA", "SSH-2.0-OpenSSH_9.2\r\n")
+	c.send(srv, "PA", "SSH-2.0-OpenSSH_9.6\r\n")
+	s.Flush()
+	if len(k.http)+len(k.ftp) != 0 || len(k.flows) != 1 || k.flows[0].Protocol != "" {
+		t.Fatalf("events %d/%d flows %+v", len(k.http), len(k.ftp), k.flows)
+	}
+}
