@@ -27,7 +27,8 @@ func (s *sink) Flow(e *events.Flow)             { s.flows = append(s.flows, *e) 
 
 // peer sends TCP segments of one connection as Ethernet frames.
 type peer struct {
-	t        *testing.T
+	t        testing.TB
+	rec      *frameRecorder // when set, frames are also recorded (fuzz seeds)
 	s        *Sensor
 	ip       net.IP
 	port     uint16
@@ -59,6 +60,9 @@ func (p *peer) send(to *peer, flags string, payload string) {
 	}
 	*p.now = p.now.Add(time.Millisecond)
 	fr := capture.Frame{Data: buf.Bytes(), Timestamp: *p.now, WireLen: len(buf.Bytes()), LinkType: 1}
+	if p.rec != nil {
+		p.rec.add(buf.Bytes())
+	}
 	p.s.Frame(&fr)
 	p.seq += uint32(len(payload))
 	if tcp.SYN || tcp.FIN {
@@ -66,7 +70,7 @@ func (p *peer) send(to *peer, flags string, payload string) {
 	}
 }
 
-func pair(t *testing.T, s *Sensor, now *time.Time, cport, sport uint16) (c, srv *peer) {
+func pair(t testing.TB, s *Sensor, now *time.Time, cport, sport uint16) (c, srv *peer) {
 	c = &peer{t: t, s: s, ip: net.IP{198, 18, 0, 1}, port: cport, seq: 1000, now: now}
 	srv = &peer{t: t, s: s, ip: net.IP{198, 18, 0, 2}, port: sport, seq: 90000, now: now}
 	return c, srv
