@@ -16,6 +16,10 @@
 #
 # Environment:
 #   EXFW_REC_KEEP_WORK=1   keep the temporary work directory (debugging)
+#   EXFW_REC_OUT=DIR       install the new captures, payloads/, MANIFEST.md and
+#                          expected/*.facts.json into DIR (created if missing)
+#                          instead of captures/ (the committed files are not
+#                          touched); used by captures/captures_test.go
 set -euo pipefail
 
 export LC_ALL=C
@@ -24,6 +28,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LAB="$HERE/lab"
+DEST="${EXFW_REC_OUT:-$HERE}"   # where the checked captures are installed
 
 if [ "$(id -u)" != 0 ]; then
     echo "record.sh: must run as root (sudo $0)" >&2
@@ -434,24 +439,28 @@ record_all
 log "verifying captures with tshark and writing MANIFEST.md"
 python3 "$LAB/manifest.py" --captures "$WORK/out" --payloads "$WORK/payloads" \
     --cmds "$WORK/cmds" --server-log "$WORK/http.log" --ftp-log "$WORK/ftp/vsftpd.log" \
-    --lab "$H4,$R4,$H6,$R6" --manifest "$WORK/MANIFEST.md"
+    --lab "$H4,$R4,$H6,$R6" --manifest "$WORK/MANIFEST.md" --facts "$WORK/expected"
 
 # all good: install the new captures
-mkdir -p "$HERE/demo" "$HERE/payloads"
-for f in "$WORK/out/"*.pcap "$WORK/out/"*.pcapng "$WORK/out/"*.gz "$WORK/out/demo/"*.pcapng; do
-    rel=${f#"$WORK/out/"}
-    cp "$f" "$HERE/$rel.tmp"
-    chmod 644 "$HERE/$rel.tmp"
-    mv -f "$HERE/$rel.tmp" "$HERE/$rel"
+mkdir -p "$DEST/demo" "$DEST/payloads" "$DEST/expected"
+for f in "$WORK/out/"*.pcap "$WORK/out/"*.pcapng "$WORK/out/"*.gz "$WORK/out/demo/"*.pcapng \
+         "$WORK/expected/"*.facts.json; do
+    case $f in
+        "$WORK/expected/"*) rel=expected/${f#"$WORK/expected/"} ;;
+        *) rel=${f#"$WORK/out/"} ;;
+    esac
+    cp "$f" "$DEST/$rel.tmp"
+    chmod 644 "$DEST/$rel.tmp"
+    mv -f "$DEST/$rel.tmp" "$DEST/$rel"
 done
-cp "$WORK/payloads/"* "$HERE/payloads/"
-cp "$WORK/MANIFEST.md" "$HERE/MANIFEST.md"
+cp "$WORK/payloads/"* "$DEST/payloads/"
+cp "$WORK/MANIFEST.md" "$DEST/MANIFEST.md"
 
 log "tshark summary (http.request / ftp.request.command):"
-for f in "$HERE"/*.pcap "$HERE"/*.pcapng "$HERE"/demo/*.pcapng; do
+for f in "$DEST"/*.pcap "$DEST"/*.pcapng "$DEST"/demo/*.pcapng; do
     tshark -n -r "$f" -d tcp.port==2121,ftp -d tcp.port==8443,http -d tcp.port==8081,http \
         -Y 'http.request or ftp.request.command' -T fields -E separator=' ' \
         -e http.request.method -e http.request.uri -e ftp.request.command -e ftp.request.arg 2>/dev/null \
-        | sed "s|^ *|  ${f#"$HERE/"}: |" >&2
+        | sed "s|^ *|  ${f#"$DEST/"}: |" >&2
 done
-log "done: $(du -ch "$HERE"/*.pcap "$HERE"/*.pcapng "$HERE"/*.gz "$HERE"/demo/*.pcapng | tail -1)"
+log "done (in $DEST): $(du -ch "$DEST"/*.pcap "$DEST"/*.pcapng "$DEST"/*.gz "$DEST"/demo/*.pcapng | tail -1)"

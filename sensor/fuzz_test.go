@@ -83,4 +83,3 @@ func seedConversations(tb testing.TB) [][][]byte {
 type frameRecorder struct{ frames [][]byte }
 
 func (r *frameRecorder) add(b []byte) { r.frames = append(r.frames, append([]byte(nil), b...)) }
-

@@ -850,6 +850,161 @@ def md_capture(name, ff, exp, cmds, streams, reqs, sessions, transfers, payload_
     return out
 
 
+# ---------------------------------------------------------------------------
+# facts files (expected/<capture file name>.facts.json)
+# ---------------------------------------------------------------------------
+
+STABLE_FIELDS = (
+    "Every value here was extracted from this capture by captures/lab/manifest.py "
+    "(TCP streams reassembled from tshark's segments, HTTP/FTP parsed, checked against "
+    "tshark's dissectors, the payload files and, at recording time, the servers' logs). "
+    "Lists are in capture order (http, ftp: frame of the first byte of the request / command; "
+    "ftp_data: first frame of the data connection; connections: first frame). "
+    "Left out because they change on every re-record: client ports, TCP sequence numbers, "
+    "timestamps, capture-file hashes. A fact object with \"stable\": false holds, in the fields "
+    "named by its \"unstable\" list, values that are true for this recording but change when "
+    "captures/record.sh records again: curl's random multipart boundary (so request_body_sha256 "
+    "of those requests; sizes stay the same), the data port in PORT/EPRT arguments, the "
+    "directory listing's content (file times; its size stays the same), the server port of FTP "
+    "data connections, and byte counts of connections whose framing depends on ports or chunking. "
+    "Every other value stays the same on re-record. null = absent (no body, no argument, no filename). "
+    "Byte counts: request_body_bytes de-chunked; ftp_data bytes = data in the transfer "
+    "direction; connections bytes_to_server / bytes_to_client = reassembled TCP payload of the "
+    "initiator / acceptor.")
+
+
+def ftp_arg_fact(cmd, arg):
+    if not arg:
+        return None
+    if cmd in ("PASS", "ACCT"):
+        return "<redacted>"
+    return arg
+
+
+def stability(obj, unstable):
+    obj["stable"] = not unstable
+    if unstable:
+        obj["unstable"] = unstable
+    return obj
+
+
+def capture_facts(name, streams, reqs, sessions, transfers):
+    """the facts of one capture, as written to expected/<basename>.facts.json"""
+    http = []
+    for r in sorted(reqs, key=lambda r: r["frame"]):
+        resp = r.get("response") or {}
+        parts = None
+        if r.get("parts") is not None:
+            parts = [{"name": p["name"], "filename": p["filename"], "content_type": p["ctype"],
+                      "bytes": len(p["content"]), "sha256": sha(p["content"])} for p in r["parts"]]
+        s = r["stream"]
+        http.append(stability({
+            "method": r["method"],
+            "target": r["target"],
+            "host": hget(r["headers"], "Host"),
+            "client_ip": s.client[0],
+            "server_ip": s.server[0],
+            "server_port": s.server[1],
+            "request_body_bytes": len(r["body"]),
+            "request_body_sha256": sha(r["body"]) if r["body"] else None,
+            "multipart": parts,
+            "status_code": resp.get("code"),
+            "interim": list(resp.get("interim", [])),
+            "response_body_bytes": len(resp.get("body", b"")),
+        }, ["request_body_sha256"] if r.get("random_boundary") else []))
+    ftp = []
+    for sess in sessions:
+        s = sess["stream"]
+        for c in sess["cmds"]:
+            replies = c["replies"]
+            final = replies[-1][0] if replies and replies[-1][0] >= 200 else None
+            ftp.append((c["frame"], stability({
+                "command": c["cmd"],
+                "arg": ftp_arg_fact(c["cmd"], c["arg"]),
+                "client_ip": s.client[0],
+                "server_ip": s.server[0],
+                "server_port": s.server[1],
+                "reply_code": final,
+                "interim": [code for code, _ in replies if code < 200],
+            }, ["arg"] if c["cmd"] in ("PORT", "EPRT") else [])))
+    ftp = [f for _, f in sorted(ftp, key=lambda x: x[0])]
+    ftp_data = []
+    for t in sorted(transfers, key=lambda t: t["data"].first):
+        ftp_data.append(stability({
+            "command": t["cmd"],
+            "filename": t["arg"],
+            "mode": t["mode"],
+            "direction": t["direction"],
+            "bytes": len(t["bytes"]),
+            "sha256": sha(t["bytes"]) if t["bytes"] else None,
+            "reply_code": t["final"][0],
+        }, ["sha256"] if t["cmd"] in ("LIST", "NLST", "MLSD") else []))
+    # which connection is what, and which of its byte counts depend on ports / chunking
+    role, unstable = {}, {}
+    for r in reqs:
+        role[r["stream"].idx] = "http"
+        if r["framing"] == "chunked":
+            unstable.setdefault(r["stream"].idx, set()).add("bytes_to_server")
+    for sess in sessions:
+        idx = sess["stream"].idx
+        role[idx] = "ftp"
+        for c in sess["cmds"]:
+            if c["cmd"] in ("PORT", "EPRT"):
+                unstable.setdefault(idx, set()).add("bytes_to_server")
+            if c["cmd"] in ("PASV", "EPSV"):
+                unstable.setdefault(idx, set()).add("bytes_to_client")
+    for t in transfers:
+        role[t["data"].idx] = "ftp-data"
+        unstable.setdefault(t["data"].idx, set()).add("server_port")
+    conns = []
+    for s in sorted(streams, key=lambda s: s.first):
+        conns.append(stability({
+            "role": role.get(s.idx),
+            "client_ip": s.client[0],
+            "server_ip": s.server[0],
+            "server_port": s.server[1],
+            "bytes_to_server": len(s.c2s()),
+            "bytes_to_client": len(s.s2c()),
+        }, sorted(unstable.get(s.idx, ()))))
+    return collections.OrderedDict([
+        ("capture", name),
+        ("generated_by", "captures/lab/manifest.py"),
+        ("stable_fields", STABLE_FIELDS),
+        ("http", http),
+        ("ftp", ftp),
+        ("ftp_data", ftp_data),
+        ("connections", conns),
+    ])
+
+
+def facts_json(facts):
+    """JSON with one fact object per line (a re-record diffs line by line)"""
+    def one(v):
+        return json.dumps(v, ensure_ascii=False)
+    lines = []
+    items = list(facts.items())
+    for i, (k, v) in enumerate(items):
+        comma = "," if i < len(items) - 1 else ""
+        if isinstance(v, list) and v:
+            lines.append(" %s: [" % one(k))
+            lines += ["  %s%s" % (one(x), "," if j < len(v) - 1 else "") for j, x in enumerate(v)]
+            lines.append(" ]" + comma)
+        else:
+            lines.append(" %s: %s%s" % (one(k), one(v), comma))
+    return "{\n" + "\n".join(lines) + "\n}\n"
+
+
+def write_facts(facts_dir, all_facts):
+    os.makedirs(facts_dir, exist_ok=True)
+    for name, facts in all_facts:
+        path = os.path.join(facts_dir, os.path.basename(name) + ".facts.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(facts_json(facts))
+        os.replace(tmp, path)
+        print("wrote %s" % path)
+
+
 PAYLOADS = {}
 
 
@@ -898,7 +1053,10 @@ def main():
     ap.add_argument("--ftp-log")
     ap.add_argument("--lab", default="198.18.0.1,198.18.0.2,2001:2::1,2001:2::2")
     ap.add_argument("--manifest", required=True)
+    ap.add_argument("--facts", help="directory for the <capture>.facts.json files "
+                    "(default: <captures>/expected)")
     args = ap.parse_args()
+    facts_dir = args.facts or os.path.join(args.captures, "expected")
 
     for n in sorted(os.listdir(args.payloads)):
         PAYLOADS[n] = open(os.path.join(args.payloads, n), "rb").read()
@@ -941,6 +1099,7 @@ def main():
     md += ["## Index", "", "| capture | HTTP transactions | FTP data transfers |", "|---|---|---|"]
     body = []
     summary = []
+    all_facts = []
     for name, exp in EXPECT.items():
         path = os.path.join(args.captures, name)
         if not os.path.exists(path):
@@ -988,6 +1147,7 @@ def main():
             continue
         body += md_capture(name, ff, exp, read_cmds(args.cmds, name), streams, reqs, sessions,
                            transfers, PAYLOADS)
+        all_facts.append((name, capture_facts(name, streams, reqs, sessions, transfers)))
         md.append("| [`%s`](#%s) | %s | %s |" % (
             name, re.sub(r"[^a-z0-9_-]", "", name.lower()),
             ", ".join("%s %s" % (r["method"], r["target"]) for r in reqs) or "-",
@@ -1008,6 +1168,8 @@ def main():
         f.write("\n".join(md))
     for name, size in summary:
         print("%-32s %8d bytes" % (name, size))
+    if not errors:
+        write_facts(facts_dir, all_facts)
     if errors:
         print("\nCHECK FAILED:", file=sys.stderr)
         for e in errors:
