@@ -64,6 +64,7 @@ func (s *summary) add(path string, f *capture.File, st sensor.Stats) {
 	a.Flows.TCPFlows += b.Flows.TCPFlows
 	a.Flows.UDPFlows += b.Flows.UDPFlows
 	a.Flows.Evicted += b.Flows.Evicted
+	a.Flows.Orphans += b.Flows.Orphans
 	a.Flows.BufferEvictions += b.Flows.BufferEvictions
 	a.Flows.PeakActive = max(a.Flows.PeakActive, b.Flows.PeakActive)
 	a.Flows.PeakBuffered = max(a.Flows.PeakBuffered, b.Flows.PeakBuffered)
@@ -151,8 +152,8 @@ func (s *summary) write(w io.Writer, format string) {
 	fmt.Fprintf(w, "  packets      %d (%d bytes), %d decoded; not decoded: %s\n", s.st.Decode.Packets, s.st.Sensor.Bytes, s.st.Decode.Decoded, sk)
 	fmt.Fprintf(w, "  decode       %d errors, %d bad checksums (decoded anyway), %d IPv4 datagrams reassembled, %d tunnelled\n",
 		s.decodeErrors(), s.st.Decode.BadChecksums, s.st.Decode.Reassembled, s.st.Decode.Tunnelled)
-	fmt.Fprintf(w, "  flows        %d (%d tcp, %d udp), peak %d open, %d evicted, %d unrecognised\n",
-		s.st.Flows.Flows, s.st.Flows.TCPFlows, s.st.Flows.UDPFlows, s.st.Flows.PeakActive, s.st.Flows.Evicted, s.st.Sensor.OpaqueFlows)
+	fmt.Fprintf(w, "  flows        %d (%d tcp, %d udp), peak %d open, %d evicted, %d unrecognised, %d packets of no known connection\n",
+		s.st.Flows.Flows, s.st.Flows.TCPFlows, s.st.Flows.UDPFlows, s.st.Flows.PeakActive, s.st.Flows.Evicted, s.st.Sensor.OpaqueFlows, s.st.Flows.Orphans)
 	fmt.Fprintf(w, "  reassembly   %d gaps (%d bytes), %d retransmissions, %d out of order, %d limit skips, %d buffer evictions\n",
 		s.st.Sensor.Gaps, s.st.Sensor.GapBytes, s.st.Sensor.Retransmits, s.st.Sensor.OutOfOrder, s.st.Sensor.ForcedSkips, s.st.Flows.BufferEvictions)
 	fmt.Fprintf(w, "  http         %d transactions on %d connections\n", s.counts.HTTP, s.st.Sensor.HTTPFlows)
