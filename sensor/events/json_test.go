@@ -39,3 +39,22 @@ func TestStringsStayValidJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestHostPort(t *testing.T) {
+	for _, c := range []struct {
+		in, host string
+		port     int
+	}{
+		{"example.org", "example.org", 0},
+		{"example.org:8080", "example.org", 8080},
+		{"[2001:2::2]:8443", "[2001:2::2]", 8443},
+		{"[::1]", "[::1]", 0},
+		{"198.18.0.2:80", "198.18.0.2", 80},
+		{"h:99999999", "h", 0},
+		{"  spaced:81 ", "spaced", 81},
+	} {
+		if h, p := hostPort(c.in); h != c.host || p != c.port {
+			t.Errorf("hostPort(%q) = %q, %d; want %q, %d", c.in, h, p, c.host, c.port)
+		}
+	}
+}

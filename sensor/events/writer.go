@@ -260,22 +260,29 @@ func mimeType(ct string) string {
 	return strings.ToLower(strings.TrimSpace(ct))
 }
 
+// hostPort splits a Host header. An IPv6 literal keeps its brackets, as ECS
+// asks of url.domain.
 func hostPort(h string) (string, int) {
 	h = strings.TrimSpace(h)
 	if h == "" {
 		return "", 0
 	}
-	if host, port, err := net.SplitHostPort(h); err == nil {
-		p := 0
-		for _, c := range port {
-			if c < '0' || c > '9' || p > 65535 {
-				return host, 0
+	host, port := h, 0
+	if hh, ps, err := net.SplitHostPort(h); err == nil {
+		host = hh
+		for _, c := range ps {
+			if c < '0' || c > '9' || port > 65535 {
+				port = 0
+				break
 			}
-			p = p*10 + int(c-'0')
+			port = port*10 + int(c-'0')
 		}
-		return host, p
 	}
-	return strings.Trim(h, "[]"), 0
+	host = strings.Trim(host, "[]")
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]"
+	}
+	return host, port
 }
 
 // targetHost takes the host from an absolute-form target (proxies, CONNECT).
