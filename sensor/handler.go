@@ -147,8 +147,8 @@ func (h *handler) Closed(f *flows.Flow) {
 		st.closed = true
 		st.ctl.s.DataClose(st.expID, f.Last)
 	}
-	if st.proto == protoUnknown && f.Proto == decode.ProtoTCP {
-		s.C.OpaqueFlows++
+	if st.proto == protoUnknown && f.Proto == decode.ProtoTCP && f.Half(0).Bytes+f.Half(1).Bytes > 0 {
+		s.C.OpaqueFlows++ // carried data nobody recognised (empty connections are not counted)
 	}
 	if st.conn.FlowID == 0 {
 		st.conn = connOf(f)
