@@ -132,6 +132,14 @@ func (s *Sensor) recoverFlow() {
 	}
 }
 
+// Tick runs time-based work (idle timeouts) when no packet brought time
+// forward: a live capture calls it with the wall clock while the network is
+// quiet. Replay never needs it.
+func (s *Sensor) Tick(now time.Time) {
+	defer s.recoverFlow()
+	s.table.Expire(now)
+}
+
 // Flush ends every open flow (end of capture or shutdown) and emits what
 // they still hold.
 func (s *Sensor) Flush() {

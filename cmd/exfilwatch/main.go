@@ -69,6 +69,7 @@ func newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			replayCommand(),
+			runCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version and exit",
