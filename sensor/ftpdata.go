@@ -48,7 +48,7 @@ func (s *Sensor) attachData(f *flows.Flow, st *flowState, e *expEntry) {
 	st.ctl = e.ctl
 	st.expID = e.id
 	st.passive = e.mode == ftp.Passive
-	st.conn = connOf(f)
+	st.conn = s.connOf(f)
 	e.ctl.data[e.id] = st.conn
 	s.C.FTPDataFlows++
 	s.C.ExpectedMatched++

@@ -66,7 +66,7 @@ type handler Sensor
 
 func (h *handler) s() *Sensor { return (*Sensor)(h) }
 
-func connOf(f *flows.Flow) events.Conn {
+func (s *Sensor) connOf(f *flows.Flow) events.Conn {
 	c := events.Conn{
 		FlowID:        f.ID,
 		Client:        f.Client().AddrPort(),
@@ -80,6 +80,7 @@ func connOf(f *flows.Flow) events.Conn {
 		c.Transport = "udp"
 		c.ClientGuessed = false
 	}
+	c.Direction = s.local.direction(c.Client.Addr(), c.Server.Addr())
 	return c
 }
 
@@ -151,7 +152,7 @@ func (h *handler) Closed(f *flows.Flow) {
 		s.C.OpaqueFlows++ // carried data nobody recognised (empty connections are not counted)
 	}
 	if st.conn.FlowID == 0 {
-		st.conn = connOf(f)
+		st.conn = s.connOf(f)
 	}
 	ev := &s.evFlow
 	*ev = events.Flow{
@@ -316,7 +317,7 @@ func fromFTP(v ftp.Verdict) verdict {
 // attach starts a parser on a recognised flow.
 func (s *Sensor) attach(f *flows.Flow, st *flowState, p appProto) {
 	st.proto = p
-	st.conn = connOf(f)
+	st.conn = s.connOf(f)
 	s.cur = f
 	switch p {
 	case protoHTTP:

@@ -7,6 +7,7 @@
 package sensor
 
 import (
+	"net/netip"
 	"time"
 
 	"exfilwatch/protocols/ftp"
@@ -30,6 +31,10 @@ type Config struct {
 	// ExpectedChannelTTL is how long an announced data connection is waited
 	// for, in packet time (default 5m).
 	ExpectedChannelTTL time.Duration
+	// LocalNets are the networks of the monitored host: its own addresses
+	// (live capture adds them) and any extra local networks configured. They
+	// decide network.direction; empty means unknown.
+	LocalNets []netip.Prefix
 }
 
 func (c Config) maxExpected() int {
@@ -89,6 +94,7 @@ type Sensor struct {
 	exp   expectations
 	C     Counters
 	cur   *flows.Flow
+	local localNets
 
 	// Free lists and reused event records: the short-connection case
 	// (hundreds of thousands of one-request connections) is allocation-bound.
@@ -102,7 +108,7 @@ type Sensor struct {
 
 // New returns a sensor that writes events to sink.
 func New(cfg Config, sink events.Sink) *Sensor {
-	s := &Sensor{cfg: cfg, sink: sink, dec: decode.NewDecoder(cfg.Decode)}
+	s := &Sensor{cfg: cfg, sink: sink, dec: decode.NewDecoder(cfg.Decode), local: localNets(cfg.LocalNets)}
 	s.table = flows.NewTable(cfg.Flows, (*handler)(s))
 	s.exp.init(cfg.maxExpected(), cfg.expectTTL())
 	return s
@@ -150,4 +156,34 @@ func (s *Sensor) Flush() {
 // Stats returns the counters.
 func (s *Sensor) Stats() Stats {
 	return Stats{Sensor: s.C, Decode: s.dec.C, FragsDropped: s.dec.FragmentsDropped, Flows: s.table.C}
+}
+
+// localNets classifies connections as outbound, inbound, internal or
+// external (ECS network.direction) from the monitored host's networks.
+type localNets []netip.Prefix
+
+func (l localNets) contains(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range l {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l localNets) direction(client, server netip.Addr) string {
+	if len(l) == 0 || !client.IsValid() {
+		return ""
+	}
+	c, s := l.contains(client), l.contains(server)
+	switch {
+	case c && s:
+		return "internal"
+	case c:
+		return "outbound"
+	case s:
+		return "inbound"
+	}
+	return "external"
 }

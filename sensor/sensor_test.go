@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -208,6 +209,35 @@ func TestGapInsideBodyKeepsTransaction(t *testing.T) {
 	}
 	if k.flows[0].Gaps != 1 || k.flows[0].GapBytes[0] != 10 {
 		t.Fatalf("flow %+v", k.flows[0])
+	}
+}
+
+func TestNetworkDirectionFromLocalNets(t *testing.T) {
+	for _, c := range []struct {
+		nets []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"198.18.0.1/32"}, "outbound"},
+		{[]string{"198.18.0.2/32"}, "inbound"},
+		{[]string{"198.18.0.0/24"}, "internal"},
+		{[]string{"10.0.0.0/8"}, "external"},
+	} {
+		k := &sink{}
+		cfg := Config{}
+		for _, n := range c.nets {
+			cfg.LocalNets = append(cfg.LocalNets, netip.MustParsePrefix(n))
+		}
+		s := New(cfg, k)
+		now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+		cl, srv := pair(t, s, &now, 41000, 80)
+		cl.send(srv, "S", "")
+		srv.send(cl, "SA", "")
+		cl.send(srv, "PA", "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		s.Flush()
+		if len(k.http) != 1 || k.http[0].Direction != c.want || k.flows[0].Direction != c.want {
+			t.Errorf("%v: got %d events, direction %q, want %q", c.nets, len(k.http), k.flows[0].Direction, c.want)
+		}
 	}
 }
 

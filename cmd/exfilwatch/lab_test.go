@@ -226,7 +226,7 @@ func TestRunLiveCapture(t *testing.T) {
 		switch get(e, "url", "original") {
 		case "/upload/live":
 			parts, _ := get(e, "exfilwatch", "multipart").([]any)
-			if len(parts) == 1 && get(parts[0].(map[string]any), "bytes") == float64(26000) && get(e, "http", "response", "status_code") == float64(200) {
+			if len(parts) == 1 && get(parts[0].(map[string]any), "bytes") == float64(26000) && get(e, "http", "response", "status_code") == float64(200) && get(e, "network", "direction") == "outbound" {
 				multipart = true
 			}
 		case "/put/live6":

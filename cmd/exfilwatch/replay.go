@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -60,6 +62,7 @@ func limitFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "udp-idle-timeout", Value: time.Minute, Usage: "close a UDP flow after this long without packets (packet time)"},
 		&cli.BoolFlag{Name: "verify-checksums", Value: true, Usage: "compute TCP/UDP checksums to count bad ones (packets are decoded either way)"},
 		&cli.IntFlag{Name: "max-expected-ftp-data", Value: 4096, Usage: "FTP data connections waited for at once, over all sessions"},
+		&cli.StringSliceFlag{Name: "local-net", Usage: "a `CIDR` of the monitored host's own networks (repeatable); sets network.direction (outbound, inbound, internal, external). run adds the host's interface addresses itself"},
 	}
 }
 
@@ -82,6 +85,17 @@ func configFrom(c *cli.Context) (sensor.Config, error) {
 	cfg.Flows.UDPIdleTimeout = c.Duration("udp-idle-timeout")
 	cfg.Decode.VerifyChecksums = c.Bool("verify-checksums")
 	cfg.MaxExpectedChannels = c.Int("max-expected-ftp-data")
+	for _, n := range c.StringSlice("local-net") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(n))
+			if aerr != nil {
+				return cfg, fmt.Errorf("--local-net %q: want a CIDR such as 192.168.1.0/24 or an address", n)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		cfg.LocalNets = append(cfg.LocalNets, p.Masked())
+	}
 	return cfg, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,6 +47,19 @@ func runAction(c *cli.Context) error {
 	format := c.String("format")
 	if format != "json" && format != "text" {
 		return fmt.Errorf("run: --format %q: want json or text", format)
+	}
+	// The host's own addresses make network.direction; extra --local-net
+	// networks add to them.
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+					cfg.LocalNets = append(cfg.LocalNets, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+				}
+			}
+		}
+	} else {
+		logger.Warn().Err(err).Msg("cannot list the host's addresses: network.direction will be missing")
 	}
 	iface := c.String("interface")
 	src, err := capture.OpenLive(iface, capture.LiveOptions{

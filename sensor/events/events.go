@@ -24,6 +24,10 @@ type Conn struct {
 	// ClientGuessed says the handshake was not seen: the client side was
 	// inferred from ports and content.
 	ClientGuessed bool
+	// Direction is ECS network.direction seen from the monitored host:
+	// "outbound", "inbound", "internal", "external", or "" when the host's
+	// networks are not known.
+	Direction string
 }
 
 // HTTP is one HTTP request/response transaction.

@@ -81,6 +81,7 @@ func network(e *enc, c *Conn, protocol string, bytes, packets uint64, withCounts
 		}
 	}
 	e.strNE("protocol", protocol)
+	e.strNE("direction", c.Direction)
 	if withCounts {
 		e.uint("bytes", bytes)
 		e.uint("packets", packets)
@@ -406,6 +407,7 @@ func (j *JSONWriter) FTPData(ev *FTPData) {
 		}
 	}
 	e.str("protocol", "ftp-data")
+	e.strNE("direction", ev.Direction)
 	e.int("bytes", n)
 	e.close()
 	e.open("ftp")
