@@ -3,6 +3,7 @@ package sensor
 import (
 	"time"
 
+	"exfilwatch/attribution"
 	"exfilwatch/protocols"
 	"exfilwatch/protocols/ftp"
 	"exfilwatch/protocols/http"
@@ -55,6 +56,9 @@ type flowState struct {
 
 	httpP *http.Parser // protoHTTP: returned to the sensor's free list when both sides ended
 	ctl   *ftpControl  // protoFTP: this session; protoFTPData: the session that ordered it
+	// attr is the flow's process, once the attributor answered for good.
+	attr    *attribution.Result
+	attrSet bool
 	// protoFTPData only.
 	expID   uint64
 	passive bool
@@ -85,13 +89,18 @@ func (s *Sensor) connOf(f *flows.Flow) events.Conn {
 }
 
 func (h *handler) Opened(f *flows.Flow) {
-	st := h.s().newState()
+	s := h.s()
+	st := s.newState()
 	f.App = st
+	if s.attr != nil {
+		s.attr.Begin(attribution.Request{
+			ID: f.ID, Proto: f.Proto, Client: f.Client().AddrPort(), Server: f.Server().AddrPort(), Start: f.First,
+		})
+	}
 	if f.Proto != decode.ProtoTCP {
 		st.proto = protoOpaque
 		return
 	}
-	s := h.s()
 	if e, ok := s.exp.match(f, f.First); ok {
 		s.attachData(f, st, e)
 	}
@@ -154,6 +163,14 @@ func (h *handler) Closed(f *flows.Flow) {
 	if st.conn.FlowID == 0 {
 		st.conn = s.connOf(f)
 	}
+	st.conn.Attribution = s.attribution(f.ID, st)
+	if st.proto == protoFTPData && st.ctl != nil {
+		if dc, ok := st.ctl.data[st.expID]; ok {
+			dc.Attribution = st.conn.Attribution
+			st.ctl.data[st.expID] = dc
+		}
+		delete(st.ctl.dataState, st.expID) // st is recycled below
+	}
 	ev := &s.evFlow
 	*ev = events.Flow{
 		Conn:        st.conn,
@@ -188,8 +205,12 @@ func (h *handler) Closed(f *flows.Flow) {
 	s.sink.Flow(ev)
 	if st.proto == protoFTP {
 		s.exp.dropSession(st.ctl)
+		st.ctl.controlClosed()
 	}
 	s.releaseHTTP(st)
+	if s.attr != nil {
+		s.attr.Forget(f.ID)
+	}
 	f.App = nil
 	if s.cur == f {
 		s.cur = nil
@@ -323,8 +344,10 @@ func (s *Sensor) attach(f *flows.Flow, st *flowState, p appProto) {
 	case protoHTTP:
 		s.C.HTTPFlows++
 		conn := &st.conn
+		id := f.ID
 		emit := func(tx *http.Transaction) {
 			s.C.Anomalies += uint64(len(tx.Anomalies))
+			conn.Attribution = s.attribution(id, st)
 			s.evHTTP = events.HTTP{Conn: *conn, Tx: tx}
 			s.sink.HTTP(&s.evHTTP)
 		}
@@ -383,4 +406,18 @@ func (s *Sensor) releaseHTTP(st *flowState) {
 	}
 	st.httpP, st.stream = nil, nil
 	st.proto = protoDone
+}
+
+// attribution returns a flow's process, asking the attributor once it can
+// answer for good (a timed-out wait is asked again at the next event).
+func (s *Sensor) attribution(id uint64, st *flowState) *attribution.Result {
+	if s.attr == nil || st.attrSet {
+		return st.attr
+	}
+	r := s.attr.Result(id, s.cfg.attributionWait())
+	st.attr = r
+	if r == nil || r.Reason != attribution.ReasonTimeout {
+		st.attrSet = true
+	}
+	return r
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"exfilwatch/attribution"
 	"exfilwatch/protocols/ftp"
 	"exfilwatch/protocols/http"
 	"exfilwatch/sensor/capture"
@@ -31,6 +32,10 @@ type Config struct {
 	// ExpectedChannelTTL is how long an announced data connection is waited
 	// for, in packet time (default 5m).
 	ExpectedChannelTTL time.Duration
+	// AttributionWait bounds how long writing an event waits for the
+	// process lookup of its flow, started at the flow's first packet
+	// (default 250ms). It only matters in live capture.
+	AttributionWait time.Duration
 	// LocalNets are the networks of the monitored host: its own addresses
 	// (live capture adds them) and any extra local networks configured. They
 	// decide network.direction; empty means unknown.
@@ -42,6 +47,13 @@ func (c Config) maxExpected() int {
 		return c.MaxExpectedChannels
 	}
 	return 4096
+}
+
+func (c Config) attributionWait() time.Duration {
+	if c.AttributionWait > 0 {
+		return c.AttributionWait
+	}
+	return 250 * time.Millisecond
 }
 
 func (c Config) expectTTL() time.Duration {
@@ -95,6 +107,7 @@ type Sensor struct {
 	C     Counters
 	cur   *flows.Flow
 	local localNets
+	attr  Attributor
 
 	// Free lists and reused event records: the short-connection case
 	// (hundreds of thousands of one-request connections) is allocation-bound.
@@ -106,9 +119,29 @@ type Sensor struct {
 	evFlow    events.Flow
 }
 
-// New returns a sensor that writes events to sink.
+// Attributor finds the local process behind a flow (attribution.Resolver).
+type Attributor interface {
+	Begin(attribution.Request)
+	Result(id uint64, wait time.Duration) *attribution.Result
+	Forget(id uint64)
+}
+
+// Deps are the sensor's collaborators. Sink is required.
+type Deps struct {
+	Sink events.Sink
+	// Attributor, when set, is asked for every new flow's process.
+	Attributor Attributor
+}
+
+// New returns a sensor that writes events to sink, without process
+// attribution (replay).
 func New(cfg Config, sink events.Sink) *Sensor {
-	s := &Sensor{cfg: cfg, sink: sink, dec: decode.NewDecoder(cfg.Decode), local: localNets(cfg.LocalNets)}
+	return NewWithDeps(cfg, Deps{Sink: sink})
+}
+
+// NewWithDeps returns a sensor wired to its collaborators.
+func NewWithDeps(cfg Config, d Deps) *Sensor {
+	s := &Sensor{cfg: cfg, sink: d.Sink, attr: d.Attributor, dec: decode.NewDecoder(cfg.Decode), local: localNets(cfg.LocalNets)}
 	s.table = flows.NewTable(cfg.Flows, (*handler)(s))
 	s.exp.init(cfg.maxExpected(), cfg.expectTTL())
 	return s

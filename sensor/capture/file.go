@@ -1,7 +1,9 @@
 // Package capture reads saved packet captures: classic pcap (both byte
 // orders, micro- and nanosecond timestamps), pcapng (several sections and
-// interfaces with different link types), either of them gzip-compressed. It
-// uses gopacket's pure-Go pcapgo readers, so replay needs no libpcap.
+// interfaces with different link types), either of them gzip-compressed.
+// Classic pcap is read with gopacket's pure-Go pcapgo reader; pcapng with
+// this package's own block walker (pcapng.go), which also returns Apple's
+// per-packet process metadata (Frame.Meta). Replay needs no libpcap.
 package capture
 
 import (
@@ -14,8 +16,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
@@ -27,6 +27,10 @@ type Frame struct {
 	WireLen   int
 	LinkType  uint32
 	Interface int
+	// Meta is the packet's process metadata from Apple pcapng blocks and
+	// options (pcapng only; zero for classic pcap). For link types 149/258
+	// the PKTAP header is decoded by the decode package instead.
+	Meta ProcMeta
 }
 
 // Format names a capture file format.
@@ -48,7 +52,7 @@ type File struct {
 	f      *os.File
 	gz     *gzip.Reader
 	pcap   *pcapgo.Reader
-	ng     *pcapgo.NgReader
+	ngr    *ngReader // pcapng.go
 	frames int64
 	offset int64 // classic pcap: byte offset of the next record (uncompressed)
 }
@@ -122,23 +126,11 @@ func (c *File) init() error {
 		}
 	case 0x0a0d0d0a:
 		c.Format = FormatPcapNG
-		rd, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		rd, err := newNgReader(br)
 		if err != nil {
 			return fmt.Errorf("pcapng header: %w", cleanEOF(err))
 		}
-		c.ng = rd
-		if n := rd.NInterfaces(); n > 0 {
-			ok := false
-			for i := range n {
-				if iface, err := rd.Interface(i); err == nil && Supported(uint32(iface.LinkType)) {
-					ok = true
-				}
-			}
-			if !ok {
-				iface, _ := rd.Interface(0)
-				return fmt.Errorf("unsupported link type %d (%s)", uint32(iface.LinkType), iface.LinkType)
-			}
-		}
+		c.ngr = rd
 	default:
 		return fmt.Errorf("%w (magic 0x%08x)", ErrNotCapture, binary.BigEndian.Uint32(magic))
 	}
@@ -165,25 +157,21 @@ func Supported(lt uint32) bool {
 func (c *File) Frames() int64 { return c.frames }
 
 // Next reads the next frame into fr. It returns io.EOF at the end of the
-// file, and a one-line error (with the record number and, for classic pcap,
-// the byte offset) when the file is damaged.
+// file, and a one-line error when the file is damaged: with the record
+// number and byte offset for classic pcap, the packets read so far and the
+// block's byte offset for pcapng.
 func (c *File) Next(fr *Frame) error {
-	var (
-		data []byte
-		ci   gopacket.CaptureInfo
-		err  error
-	)
-	if c.pcap != nil {
-		data, ci, err = c.pcap.ZeroCopyReadPacketData()
-		fr.LinkType = uint32(c.pcap.LinkType())
-	} else {
-		data, ci, err = c.ng.ZeroCopyReadPacketData()
-		if err == nil && len(ci.AncillaryData) > 0 {
-			if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-				fr.LinkType = uint32(lt)
+	if c.ngr != nil {
+		if err := c.ngr.next(fr); err != nil {
+			if err == io.EOF {
+				return io.EOF
 			}
+			return c.recordError(err)
 		}
+		c.frames++
+		return nil
 	}
+	data, ci, err := c.pcap.ZeroCopyReadPacketData()
 	if err != nil {
 		if err == io.EOF {
 			return io.EOF
@@ -191,17 +179,21 @@ func (c *File) Next(fr *Frame) error {
 		return c.recordError(err)
 	}
 	c.frames++
-	if c.pcap != nil {
-		c.offset += 16 + int64(ci.CaptureLength)
-	}
+	c.offset += 16 + int64(ci.CaptureLength)
 	fr.Data = data
 	fr.Timestamp = ci.Timestamp
 	fr.WireLen = ci.Length
+	fr.LinkType = uint32(c.pcap.LinkType())
 	fr.Interface = ci.InterfaceIndex
+	fr.Meta = ProcMeta{}
 	return nil
 }
 
 func (c *File) recordError(err error) error {
+	var ne *NgError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%s: %s (after %d packets, block at byte offset %d)", c.Path, ne.Msg, c.frames, ne.Offset)
+	}
 	what := err.Error()
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		what = "truncated: the last record is incomplete"

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"exfilwatch/sensor/capture"
 )
 
 // IP protocol numbers used here.
@@ -70,6 +72,12 @@ type Packet struct {
 	// Truncated is set when the frame was cut by the snap length: the
 	// payload holds fewer bytes than the IP header announced.
 	Truncated bool
+
+	// Meta is the packet's process metadata: decoded from the PKTAP header
+	// for link types 149 and 258, or copied from capture.Frame.Meta (Apple
+	// pcapng) by DecodeFrame. Zero when the frame carried none. See
+	// pktapmeta.go.
+	Meta capture.ProcMeta
 }
 
 // SrcAddr returns the source address in its natural form (IPv4 unmapped).

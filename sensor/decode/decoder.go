@@ -39,6 +39,8 @@ type Decoder struct {
 	FragmentsDropped uint64
 
 	tunnel string
+
+	pktapNames nameCache // interned PKTAP process and interface names (pktapmeta.go)
 }
 
 // NewDecoder returns a decoder with the given options.
@@ -123,7 +125,7 @@ func (d *Decoder) link(lt uint32, b []byte, p *Packet, depth int) Reason {
 		}
 		return d.etherType(be.Uint16(b[0:2]), b[20:], p, depth)
 	case LinkPKTAP, LinkPKTAPUser:
-		inner, dlt, r := UnwrapPKTAP(b)
+		inner, dlt, r := d.unwrapPKTAP(b, &p.Meta) // also fills p.Meta (pktapmeta.go)
 		if r != OK {
 			return r
 		}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"exfilwatch/attribution"
 	"exfilwatch/protocols"
 	"exfilwatch/protocols/ftp"
 	"exfilwatch/protocols/http"
@@ -24,6 +25,9 @@ type Conn struct {
 	// ClientGuessed says the handshake was not seen: the client side was
 	// inferred from ports and content.
 	ClientGuessed bool
+	// Attribution is the local process behind the connection; nil when no
+	// attribution was attempted (replay without process metadata).
+	Attribution *attribution.Result
 	// Direction is ECS network.direction seen from the monitored host:
 	// "outbound", "inbound", "internal", "external", or "" when the host's
 	// networks are not known.

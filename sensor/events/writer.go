@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 
+	"exfilwatch/attribution"
 	"exfilwatch/protocols"
 	"exfilwatch/protocols/ftp"
 )
@@ -89,7 +91,100 @@ func network(e *enc, c *Conn, protocol string, bytes, packets uint64, withCounts
 	e.close()
 }
 
+// process writes the ECS process fields of an attributed connection.
+func process(e *enc, r *attribution.Result) {
+	if r == nil || r.Process == nil && r.PID == 0 {
+		return
+	}
+	e.open("process")
+	p := r.Process
+	if p == nil {
+		e.int("pid", int64(r.PID))
+		e.strNE("name", r.Name)
+		e.close()
+		return
+	}
+	writeProc(e, p)
+	if p.SessionLeader > 0 {
+		e.open("session_leader")
+		e.int("pid", int64(p.SessionLeader))
+		e.close()
+	}
+	if p.UID != 0 || p.User != "" {
+		e.open("user")
+		e.str("id", strconv.FormatUint(uint64(p.UID), 10))
+		e.strNE("name", p.User)
+		e.close()
+	}
+	if len(r.Lineage) > 0 {
+		e.open("parent")
+		writeProc(e, r.Lineage[0])
+		e.close()
+	} else if p.PPID > 0 {
+		e.open("parent")
+		e.int("pid", int64(p.PPID))
+		e.close()
+	}
+	e.close()
+}
+
+func writeProc(e *enc, p *attribution.Process) {
+	e.int("pid", int64(p.PID))
+	e.strNE("name", p.Name)
+	e.strNE("executable", p.Executable)
+	if len(p.Args) > 0 {
+		e.openArr("args")
+		for _, a := range p.Args {
+			e.elemStr(a)
+		}
+		e.closeArr()
+		e.int("args_count", int64(len(p.Args)))
+		e.str("command_line", strings.Join(p.Args, " "))
+	}
+	e.strNE("working_directory", p.CWD)
+	if !p.StartTime.IsZero() {
+		e.time("start", p.StartTime)
+	}
+}
+
+// attributionInfo writes exfilwatch.attribution and the lineage.
+func attributionInfo(e *enc, r *attribution.Result) {
+	if r == nil {
+		return
+	}
+	e.open("attribution")
+	if r.Method != "" {
+		e.str("status", "attributed")
+		e.str("method", r.Method)
+	} else {
+		e.str("status", "unattributed")
+		e.strNE("reason", r.Reason)
+	}
+	if r.Delay > 0 {
+		e.int("delay_us", r.Delay.Microseconds())
+	}
+	if r.Attempts > 0 {
+		e.int("attempts", int64(r.Attempts))
+	}
+	e.close()
+	if len(r.Lineage) > 0 {
+		e.openArr("lineage")
+		for _, p := range r.Lineage {
+			e.open("")
+			e.int("pid", int64(p.PID))
+			e.strNE("name", p.Name)
+			e.strNE("executable", p.Executable)
+			if !p.StartTime.IsZero() {
+				e.time("start", p.StartTime)
+			}
+			e.close()
+		}
+		e.closeArr()
+	}
+}
+
 func flowRef(e *enc, c *Conn, source string) {
+	attributionInfo(e, c.Attribution)
 	e.open("flow")
 	e.uint("id", c.FlowID)
 	if c.ClientGuessed {
@@ -149,6 +244,7 @@ func (j *JSONWriter) HTTP(ev *HTTP) {
 	endpoint(e, "source", &ev.Conn, true, 0, 0, false)
 	endpoint(e, "destination", &ev.Conn, false, 0, 0, false)
 	network(e, &ev.Conn, "http", 0, 0, false)
+	process(e, ev.Attribution)
 	e.open("http")
 	if req.Version != "" {
 		e.str("version", req.Version)
@@ -339,6 +435,7 @@ func (j *JSONWriter) FTPCommand(ev *FTPCommand) {
 	endpoint(e, "source", &ev.Conn, true, 0, 0, false)
 	endpoint(e, "destination", &ev.Conn, false, 0, 0, false)
 	network(e, &ev.Conn, "ftp", 0, 0, false)
+	process(e, ev.Attribution)
 	e.open("ftp")
 	e.str("command", c.Name)
 	e.strNE("arg", c.Arg)
@@ -410,6 +507,7 @@ func (j *JSONWriter) FTPData(ev *FTPData) {
 	e.strNE("direction", ev.Direction)
 	e.int("bytes", n)
 	e.close()
+	process(e, ev.Attribution)
 	e.open("ftp")
 	e.strNE("command", t.Command)
 	e.strNE("filename", t.Filename)
@@ -462,6 +560,7 @@ func (j *JSONWriter) Flow(ev *Flow) {
 	endpoint(e, "source", &ev.Conn, true, ev.Bytes[0], ev.Packets[0], true)
 	endpoint(e, "destination", &ev.Conn, false, ev.Bytes[1], ev.Packets[1], true)
 	network(e, &ev.Conn, ev.Protocol, ev.Bytes[0]+ev.Bytes[1], ev.Packets[0]+ev.Packets[1], true)
+	process(e, ev.Attribution)
 	e.open("exfilwatch")
 	flowRef(e, &ev.Conn, j.Source)
 	e.open("flow_summary")
