@@ -57,18 +57,18 @@ type SocketTable interface {
 // Process is what is known of one process. A process is identified by
 // (PID, StartTime), never by PID alone: PIDs are reused.
 type Process struct {
-	PID        int32
-	PPID       int32
-	Name       string
-	Executable string
-	Args       []string
-	CWD        string
-	StartTime  time.Time
-	UID        uint32
-	User       string
+	PID        int32     `json:"pid"`
+	PPID       int32     `json:"ppid,omitempty"`
+	Name       string    `json:"name,omitempty"`
+	Executable string    `json:"executable,omitempty"`
+	Args       []string  `json:"args,omitempty"`
+	CWD        string    `json:"cwd,omitempty"`
+	StartTime  time.Time `json:"start_time,omitzero"`
+	UID        uint32    `json:"uid"`
+	User       string    `json:"user,omitempty"`
 	// SessionLeader is the PID of the session leader (the login shell or
 	// the daemon that started the session), when the OS says.
-	SessionLeader int32
+	SessionLeader int32 `json:"session_leader,omitempty"`
 }
 
 // ProcessSource describes processes.

@@ -72,6 +72,9 @@ type ResolverOptions struct {
 	MaxLineage int
 	// MaxResults bounds the answers kept for flows still open (default 200000).
 	MaxResults int
+	// Observe, when set, is called with every answer as it is made (from a
+	// worker goroutine): `run --record` writes them to the host journal.
+	Observe func(Request, Result)
 }
 
 func (o ResolverOptions) retries() []time.Duration {
@@ -256,6 +259,9 @@ func (r *Resolver) work() {
 	defer r.wg.Done()
 	for q := range r.reqs {
 		res := r.resolve(q)
+		if r.opt.Observe != nil {
+			r.opt.Observe(q, res)
+		}
 		r.mu.Lock()
 		s := r.pending[q.ID]
 		r.mu.Unlock()
