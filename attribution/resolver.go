@@ -17,14 +17,14 @@ const (
 
 // Reasons a flow stays unattributed (exfilwatch.attribution.reason).
 const (
-	ReasonNoSocket    = "no_socket"       // no socket matched the 5-tuple before the retries ran out
-	ReasonNotLocal    = "not_local"       // neither end is an address of this host
-	ReasonProcessGone = "process_gone"    // the socket's process exited before it could be described
-	ReasonQueueFull   = "queue_full"      // too many lookups pending: the flow was not looked up
-	ReasonTimeout     = "lookup_timeout"  // the answer did not come before the event had to be written
-	ReasonPermission  = "permission"      // the sensor may not read the socket table
-	ReasonUnsupported = "unsupported"     // no socket table on this platform
-	ReasonError       = "table_error"     // the table failed in another way
+	ReasonNoSocket    = "no_socket"      // no socket matched the 5-tuple before the retries ran out
+	ReasonNotLocal    = "not_local"      // neither end is an address of this host
+	ReasonProcessGone = "process_gone"   // the socket's process exited before it could be described
+	ReasonQueueFull   = "queue_full"     // too many lookups pending: the flow was not looked up
+	ReasonTimeout     = "lookup_timeout" // the answer did not come before the event had to be written
+	ReasonPermission  = "permission"     // the sensor may not read the socket table
+	ReasonUnsupported = "unsupported"    // no socket table on this platform
+	ReasonError       = "table_error"    // the table failed in another way
 )
 
 // Result is what is known of the process behind one flow.
@@ -95,8 +95,8 @@ func orDefault(v, d int) int {
 // ResolverStats count the resolver's work.
 type ResolverStats struct {
 	Requests, Attributed, Unattributed, QueueFull, Waited, WaitTimeouts, Dropped uint64
-	ByMethod map[string]uint64
-	ByReason map[string]uint64
+	ByMethod                                                                     map[string]uint64
+	ByReason                                                                     map[string]uint64
 }
 
 // Resolver looks up the process of each new flow in the background, as soon
