@@ -30,7 +30,7 @@ import (
 // The kernel writes 18 content bytes (SIZEOF_BPF_HDR), padded so that the
 // network header is aligned: bh_hdrlen is 18 for Ethernet and 20 for
 // DLT_NULL, DLT_RAW and DLT_PKTAP. With BIOCSEXTHDR the header is the larger
-// struct bpf_hdr_ext (60 bytes in xnu-10002, 64 from xnu-11417), which starts
+// struct bpf_hdr_ext (60 bytes, 64 in xnu versions with bh_comp_gencnt), which starts
 // with the same fields, so the walker handles both: it only trusts bh_hdrlen.
 // Integers are in host byte order, little-endian on every Mac (x86_64, arm64).
 const (

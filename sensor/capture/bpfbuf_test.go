@@ -375,6 +375,13 @@ func TestPKTAPUserSpaceFilter(t *testing.T) {
 	if !match(bpfTestPKTAP(12, 0, 0, "utun3", bpfTestIPv4TCP(443))) {
 		t.Error("raw IP inside PKTAP filtered wrongly")
 	}
+	// Link-layer primitives cannot apply to the unwrapped packet: OpenLive
+	// reports them when it compiles the filter, before touching the kernel.
+	for _, expr := range []string{"arp", "ether host 1:2:3:4:5:6", "vlan"} {
+		if _, err := CompileFilter(expr, linkTypeRaw); err == nil {
+			t.Errorf("%q compiled for raw IP", expr)
+		}
+	}
 	// Walked out of a BPF buffer, as Next does.
 	buf := bpfBuf(
 		bpfRec{hdrlen: 20, data: bpfTestPKTAP(1, 14, 0, "en0", eth(bpfTestIPv4TCP(80)))},

@@ -20,7 +20,8 @@ import (
 //
 // gopacket's bsdbpf package compiles for darwin without cgo, but it is not
 // used here: it aligns records to the machine word (8 bytes on 64-bit; darwin
-// uses BPF_ALIGNMENT = 4, so records after an odd-sized one are misread), it
+// uses BPF_ALIGNMENT = 4, so the record after one of, say, 18+58 bytes is
+// looked for 4 bytes too far), it
 // panics when no device can be opened, allocates a new buffer per read,
 // checks only one record length, and has none of the darwin ioctls this
 // needs (BIOCSWANTPKTAP, pktap interface creation, BIOCGSTATS). Extending it
@@ -41,8 +42,10 @@ import (
 // record (PKTAP header and link-layer header skipped, pth_length and
 // pth_frame_pre_length). That works for any inner link type (Ethernet,
 // loopback's DLT_NULL, utun's raw IP) with one program, at the cost of
-// link-layer primitives: "ether host …", "arp", "vlan" never match. Apple's
-// libpcap instead compiles one program per inner DLT (pcap_filter_pktap).
+// link-layer primitives: tcpdump rejects "ether host …", "arp" and "vlan"
+// for raw IP, so OpenLive fails on them with a one-line "bad filter" error.
+// Apple's libpcap instead compiles one program per inner DLT
+// (pcap_filter_pktap).
 type bpfLive struct {
 	mu     sync.RWMutex // Next and Stats hold it shared, Close exclusively
 	closed atomic.Bool
@@ -244,9 +247,10 @@ func setKernelFilter(fd int, prog []bpf.RawInstruction) error {
 // no such call on darwin (only int-valued ones, IoctlSetPointerInt and
 // IoctlGetInt, which are used where they fit), so this goes through
 // unix.Syscall, which on darwin issues the system call directly rather than
-// through libSystem. ioctl (syscall 54) has not changed since the first
-// release of macOS, and the object p points to is kept alive by the
-// conversion in the argument list.
+// through libSystem (Apple does not promise that interface, but ioctl is
+// syscall 54 in xnu's syscalls.master as in every BSD, and Go itself used
+// direct system calls on macOS until Go 1.11). The object p points to is
+// kept alive by the conversion in the argument list.
 func ioctlPtr(fd int, req uint, p unsafe.Pointer) error {
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(p))
 	if e != 0 {
