@@ -92,10 +92,30 @@ func (h *handler) Opened(f *flows.Flow) {
 	s := h.s()
 	st := s.newState()
 	f.App = st
+	// The packet that opened the flow may say which process sent it (PKTAP,
+	// Apple pcapng): the first choice, with no race against a short-lived
+	// process. A delegated socket is attributed to the app it works for.
+	var pid int32
+	var name string
+	if m := &s.pkt.Meta; m.Valid {
+		switch {
+		case m.Delegated && m.HasEProc && m.EPID > 0:
+			pid, name = m.EPID, m.EName
+		case m.HasProc && m.PID > 0:
+			pid, name = m.PID, m.Name
+		}
+	}
 	if s.attr != nil {
 		s.attr.Begin(attribution.Request{
 			ID: f.ID, Proto: f.Proto, Client: f.Client().AddrPort(), Server: f.Server().AddrPort(), Start: f.First,
+			PID: pid, Name: name,
 		})
+	} else if pid > 0 {
+		// Replay of a capture with process metadata but no journal: what
+		// the metadata says is all there is.
+		st.attr = &attribution.Result{Method: attribution.MethodPKTAP, PID: pid, Name: name}
+		st.attrSet = true
+		s.C.PKTAPAttributed++
 	}
 	if f.Proto != decode.ProtoTCP {
 		st.proto = protoOpaque

@@ -85,6 +85,11 @@ type Counters struct {
 	OutOfOrder  uint64
 	OutOfWindow uint64
 	ForcedSkips uint64 // holes skipped because a buffer limit bit
+	// LoopbackDuplicates are second copies of loopback packets (PKTAP
+	// captures on pktap,all see each one going out and coming in).
+	LoopbackDuplicates uint64
+	// PKTAPAttributed are flows attributed from per-packet process metadata.
+	PKTAPAttributed uint64
 }
 
 // Stats is a snapshot of every counter of the pipeline.
@@ -108,6 +113,7 @@ type Sensor struct {
 	cur   *flows.Flow
 	local localNets
 	attr  Attributor
+	dedup decode.LoopbackDedup
 
 	// Free lists and reused event records: the short-connection case
 	// (hundreds of thousands of one-request connections) is allocation-bound.
@@ -152,7 +158,13 @@ func NewWithDeps(cfg Config, d Deps) *Sensor {
 // decoded (its packets are still counted).
 func (s *Sensor) Frame(fr *capture.Frame) {
 	s.C.Bytes += uint64(len(fr.Data))
-	if s.dec.Decode(fr.LinkType, fr.Data, fr.Timestamp, fr.WireLen, &s.pkt) != decode.OK {
+	if s.dec.DecodeFrame(fr, &s.pkt) != decode.OK {
+		return
+	}
+	// With pktap,all each loopback packet is captured twice (out, then in):
+	// count it once.
+	if s.pkt.Meta.Valid && s.dedup.Duplicate(&s.pkt) {
+		s.C.LoopbackDuplicates++
 		return
 	}
 	defer s.recoverFlow()

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -244,4 +245,47 @@ func TestBinaryHelpAndVersion(t *testing.T) {
 		t.Fatalf("version: %q %v", out, err)
 	}
 	_ = io.Discard
+}
+
+// TestAppleSamplesAttributedFromMetadata replays captures written by Apple's
+// tcpdump (in the team's shared reference folder, beside the checkout): each
+// flow is attributed from the per-packet process metadata, delegated sockets
+// to the app they work for, and loopback packets seen twice count once.
+func TestAppleSamplesAttributedFromMetadata(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "reference", "macos-samples")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("shared reference samples not beside the checkout (%v)", err)
+	}
+	want := map[string][]string{ // file → "pid name" of each flow, in order
+		"apple_tcpdump_radar-101007576-iperf.pcapng":       {"53245 iperf"},
+		"gopacket_pktap_v1_chrome_helper_linktype258.pcap": {"2227 Google Chrome He"},
+		"apple_tcpdump_radar-88502733.pcapng":              {"554 packetdrill"},
+	}
+	for file, flows := range want {
+		code, out, stderr := replay(t, filepath.Join(dir, file))
+		if code != 0 {
+			t.Fatalf("%s: exit %d %s", file, code, stderr)
+		}
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var e struct {
+				Event   struct{ Dataset string }
+				Process struct {
+					PID  int
+					Name string
+				}
+				Network struct{ Packets int }
+			}
+			json.Unmarshal([]byte(l), &e)
+			if e.Event.Dataset == "flow" {
+				got = append(got, fmt.Sprintf("%d %s", e.Process.PID, e.Process.Name))
+				if file == "apple_tcpdump_radar-101007576-iperf.pcapng" && e.Network.Packets != 12 {
+					t.Errorf("iperf loopback flow has %d packets, want 12 (24 captured, each twice)", e.Network.Packets)
+				}
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(flows, ",") {
+			t.Errorf("%s: flows attributed to %v, want %v", file, got, flows)
+		}
+	}
 }
