@@ -6,12 +6,14 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"exfilwatch/attribution"
 	"exfilwatch/sensor"
 	"exfilwatch/sensor/capture"
 	"exfilwatch/sensor/events"
@@ -21,8 +23,10 @@ func replayCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "replay",
 		Usage:     "decode saved captures (pcap, pcapng, optionally gzip-compressed) into events",
-		ArgsUsage: "CAPTURE [CAPTURE…]",
-		Description: "Each capture is decoded on its own, in the order given; a damaged or unreadable file is\n" +
+		ArgsUsage: "CAPTURE|DIR [CAPTURE|DIR…]",
+		Description: "Each capture is decoded on its own, in the order given. A DIR written by `run --record` is\n" +
+			"replayed with its host journal, so its events carry the processes the live run attributed.\n" +
+			"A damaged or unreadable file is\n" +
 			"reported in one line and the others are still processed. Exit status: 0 when every file was\n" +
 			"read to its end, 1 when at least one was not (its events up to the damage are kept), 2 on a\n" +
 			"usage error. A summary of the run is written to stderr.",
@@ -126,7 +130,14 @@ func replayAction(c *cli.Context) error {
 	sum := newSummary()
 	failed := 0
 	for _, path := range c.Args().Slice() {
-		if err := replayFile(path, cfg, w, sum); err != nil {
+		fcfg, deps, capPath, err := replayInputs(path, cfg, w)
+		if err != nil {
+			failed++
+			sum.filesFailed++
+			logger.Error().Str("file", path).Msg(err.Error())
+			continue
+		}
+		if err := replayFile(capPath, fcfg, deps, w, sum); err != nil {
 			failed++
 			logger.Error().Str("file", path).Msg(err.Error())
 		}
@@ -171,7 +182,34 @@ func unwrapPath(err error) error {
 
 // replayFile decodes one capture. Events decoded before a damaged record are
 // kept: the sensor is flushed whatever happens.
-func replayFile(path string, cfg sensor.Config, w eventWriter, sum *summary) error {
+// replayInputs sees whether path is a recording directory: its capture is
+// then replayed with its journal's attributions and local networks.
+func replayInputs(path string, cfg sensor.Config, w eventWriter) (sensor.Config, sensor.Deps, string, error) {
+	deps := sensor.Deps{Sink: w}
+	st, err := os.Stat(path)
+	if err != nil || !st.IsDir() {
+		return cfg, deps, path, nil // capture.Open reports what is wrong
+	}
+	capPath := filepath.Join(path, recordCapture)
+	if _, err := os.Stat(capPath); err != nil {
+		return cfg, deps, path, fmt.Errorf("%s: is a directory without %s (not a run --record directory)", path, recordCapture)
+	}
+	j, err := attribution.ReadJournal(filepath.Join(path, recordJournal))
+	if err != nil {
+		return cfg, deps, path, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(cfg.LocalNets) == 0 {
+		for _, n := range j.Header.LocalNets {
+			if p, err := netip.ParsePrefix(n); err == nil {
+				cfg.LocalNets = append(cfg.LocalNets, p)
+			}
+		}
+	}
+	deps.Attributor = j.Attributor()
+	return cfg, deps, capPath, nil
+}
+
+func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter, sum *summary) error {
 	f, err := capture.Open(path)
 	if err != nil {
 		sum.filesFailed++
@@ -179,7 +217,7 @@ func replayFile(path string, cfg sensor.Config, w eventWriter, sum *summary) err
 	}
 	defer f.Close()
 	w.setSource(path)
-	s := sensor.New(cfg, w)
+	s := sensor.NewWithDeps(cfg, deps)
 	var fr capture.Frame
 	var readErr error
 	for {

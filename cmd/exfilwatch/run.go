@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"exfilwatch/attribution"
 	"exfilwatch/sensor"
 	"exfilwatch/sensor/capture"
 )
@@ -34,6 +35,9 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "stats-interval", Value: time.Minute, Usage: "log capture and pipeline counters this often (0 disables; they are always logged at exit)"},
 			&cli.IntFlag{Name: "buffer-size", Value: 0, Usage: "kernel capture buffer in bytes (default 32 MiB on Linux, 4 MiB on macOS)"},
 			&cli.BoolFlag{Name: "promiscuous", Usage: "put the interface in promiscuous mode (off by default: the sensor watches its own host)"},
+			&cli.StringFlag{Name: "record", Usage: "also write every captured frame (capture.pcapng) and the host journal (journal.jsonl) to `DIR`, mode 0600, for `exfilwatch replay DIR`"},
+			&cli.BoolFlag{Name: "no-attribution", Usage: "do not look up the local process of each connection"},
+			&cli.DurationFlag{Name: "attribution-wait", Value: 250 * time.Millisecond, Usage: "how long writing an event may wait for its connection's process lookup (started at the first packet)"},
 		}, limitFlags()...),
 		Action: runAction,
 	}
@@ -77,7 +81,43 @@ func runAction(c *cli.Context) error {
 	}
 	w := newEventWriter(format, out)
 	w.setSource("")
-	s := sensor.New(cfg, w)
+	cfg.AttributionWait = c.Duration("attribution-wait")
+
+	var rec *recorder
+	if dir := c.String("record"); dir != "" {
+		var nets []string
+		for _, n := range cfg.LocalNets {
+			nets = append(nets, n.String())
+		}
+		host, _ := os.Hostname()
+		rec, err = newRecorder(dir, iface, attribution.JournalRecord{Time: time.Now().UTC(), Host: host, Interface: iface, LocalNets: nets})
+		if err != nil {
+			src.Close()
+			return fmt.Errorf("run: %w", err)
+		}
+	}
+	deps := sensor.Deps{Sink: w}
+	var resolver *attribution.Resolver
+	if !c.Bool("no-attribution") {
+		table, procs, err := attribution.NewSystem()
+		if err != nil {
+			// Say it once and go on: events are still decoded, and carry
+			// the reason they are unattributed.
+			logger.Warn().Err(err).Msg("process attribution unavailable: flows will be unattributed")
+		}
+		local := localChecker(cfg.LocalNets)
+		opt := attribution.ResolverOptions{Local: local}
+		if rec != nil {
+			opt.Observe = func(q attribution.Request, r attribution.Result) { rec.journal.Attribution(q, r, time.Now()) }
+		}
+		resolver = attribution.NewResolver(table, procs, opt)
+		defer resolver.Close()
+		if table != nil {
+			defer table.Close()
+		}
+		deps.Attributor = resolver
+	}
+	s := sensor.NewWithDeps(cfg, deps)
 
 	// The loop notices a signal within one poll interval. Closing the source
 	// from another goroutine instead would unmap the AF_PACKET ring under a
@@ -87,7 +127,7 @@ func runAction(c *cli.Context) error {
 	defer src.Close()
 	logger.Info().Str("interface", iface).Str("backend", src.Backend()).Str("filter", c.String("bpf")).Msg("capturing")
 
-	st := &liveStats{src: src, s: s, started: time.Now()}
+	st := &liveStats{src: src, s: s, started: time.Now(), resolver: resolver}
 	interval := c.Duration("stats-interval")
 	nextStats := time.Now().Add(interval)
 	var fr capture.Frame
@@ -98,6 +138,11 @@ func runAction(c *cli.Context) error {
 		now := time.Now()
 		switch {
 		case err == nil:
+			if rec != nil {
+				if err := rec.frame(&fr); err != nil {
+					loopErr = err
+				}
+			}
 			s.Frame(&fr)
 		case errors.Is(err, capture.ErrTimeout):
 			s.Tick(now)
@@ -105,7 +150,7 @@ func runAction(c *cli.Context) error {
 		default:
 			loopErr = err
 		}
-		if err != nil && !errors.Is(err, capture.ErrTimeout) {
+		if err != nil && !errors.Is(err, capture.ErrTimeout) || loopErr != nil {
 			break
 		}
 		// Live events must reach their reader promptly, not when a buffer fills.
@@ -126,6 +171,15 @@ func runAction(c *cli.Context) error {
 		loopErr = fmt.Errorf("write events: %w", err)
 	}
 	closeOut()
+	if resolver != nil {
+		resolver.Close() // the journal gets every answer before it is closed
+	}
+	if rec != nil {
+		if err := rec.close(); err != nil && loopErr == nil {
+			loopErr = err
+		}
+	}
+	st.resolver = resolver
 	st.log("stopped")
 	if loopErr != nil {
 		logger.Error().Err(loopErr).Str("interface", iface).Msg("capture failed")
@@ -136,9 +190,10 @@ func runAction(c *cli.Context) error {
 
 // liveStats logs the kernel's and the pipeline's counters.
 type liveStats struct {
-	src     capture.Live
-	s       *sensor.Sensor
-	started time.Time
+	src      capture.Live
+	s        *sensor.Sensor
+	started  time.Time
+	resolver *attribution.Resolver
 }
 
 func (l *liveStats) log(msg string) {
@@ -146,6 +201,11 @@ func (l *liveStats) log(msg string) {
 	ev := logger.Info()
 	if ks, err := l.src.Stats(); err == nil {
 		ev = ev.Uint64("kernel_received", ks.Received).Uint64("kernel_dropped", ks.Dropped)
+	}
+	if l.resolver != nil {
+		rs := l.resolver.Stats()
+		ev = ev.Uint64("attribution_requests", rs.Requests).Uint64("attributed", rs.Attributed).
+			Uint64("unattributed", rs.Unattributed).Interface("unattributed_by_reason", rs.ByReason)
 	}
 	ev.Uint64("packets", st.Decode.Packets).
 		Uint64("bytes", st.Sensor.Bytes).
@@ -159,4 +219,17 @@ func (l *liveStats) log(msg string) {
 		Uint64("internal_errors", st.Sensor.Panics).
 		Dur("uptime", time.Since(l.started).Round(time.Second)).
 		Msg(msg)
+}
+
+// localChecker reports whether an address is one of the host's.
+func localChecker(nets []netip.Prefix) func(netip.Addr) bool {
+	return func(a netip.Addr) bool {
+		a = a.Unmap()
+		for _, p := range nets {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 }
