@@ -60,16 +60,17 @@ type JournalResult struct {
 	Name     string     `json:"name,omitempty"`
 	Process  *Process   `json:"process,omitempty"`
 	Lineage  []*Process `json:"lineage,omitempty"`
+	Detail   string     `json:"detail,omitempty"`
 }
 
 func toJournal(r Result) *JournalResult {
 	return &JournalResult{Method: r.Method, Reason: r.Reason, DelayUS: r.Delay.Microseconds(), Attempts: r.Attempts,
-		PID: r.PID, Name: r.Name, Process: r.Process, Lineage: r.Lineage}
+		PID: r.PID, Name: r.Name, Process: r.Process, Lineage: r.Lineage, Detail: r.Detail}
 }
 
 func (j *JournalResult) result() Result {
 	return Result{Method: j.Method, Reason: j.Reason, Delay: time.Duration(j.DelayUS) * time.Microsecond, Attempts: j.Attempts,
-		PID: j.PID, Name: j.Name, Process: j.Process, Lineage: j.Lineage}
+		PID: j.PID, Name: j.Name, Process: j.Process, Lineage: j.Lineage, Detail: j.Detail}
 }
 
 // JournalWriter appends records; it is safe for concurrent use (the

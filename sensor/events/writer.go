@@ -159,6 +159,7 @@ func attributionInfo(e *enc, r *attribution.Result) {
 	} else {
 		e.str("status", "unattributed")
 		e.strNE("reason", r.Reason)
+		e.strNE("detail", r.Detail)
 	}
 	if r.Delay > 0 {
 		e.int("delay_us", r.Delay.Microseconds())
