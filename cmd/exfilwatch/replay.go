@@ -218,10 +218,11 @@ func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter,
 	defer f.Close()
 	w.setSource(path)
 	s := sensor.NewWithDeps(cfg, deps)
+	src := capture.NewPrefetcher(f) // reading overlaps decoding on a second core
 	var fr capture.Frame
 	var readErr error
 	for {
-		if err := f.Next(&fr); err != nil {
+		if err := src.Next(&fr); err != nil {
 			if err != io.EOF {
 				readErr = err
 			}
@@ -229,6 +230,7 @@ func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter,
 		}
 		s.Frame(&fr)
 	}
+	src.Close()
 	s.Flush()
 	sum.add(path, f, s.Stats())
 	if readErr != nil {
@@ -240,6 +242,7 @@ func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter,
 }
 
 // eventWriter is an events.Sink that buffers, and knows the file being read.
+// Encoding runs on its own goroutine (events.Async): Flush waits for it.
 type eventWriter interface {
 	events.Sink
 	Flush() error
@@ -247,21 +250,33 @@ type eventWriter interface {
 	counts() events.Counts
 }
 
-type jsonEvents struct{ *events.JSONWriter }
+type jsonEvents struct {
+	*events.Async
+	j *events.JSONWriter
+}
 
-func (j jsonEvents) setSource(p string)    { j.Source = p }
-func (j jsonEvents) counts() events.Counts { return j.Counts }
+// setSource first drains events of the previous file: they name their file.
+func (j jsonEvents) setSource(p string) {
+	j.Flush()
+	j.j.Source = p
+}
+func (j jsonEvents) counts() events.Counts { return j.j.Counts }
 
-type textEvents struct{ *events.TextWriter }
+type textEvents struct {
+	*events.Async
+	t *events.TextWriter
+}
 
 func (textEvents) setSource(string)        {}
-func (t textEvents) counts() events.Counts { return t.Counts }
+func (t textEvents) counts() events.Counts { return t.t.Counts }
 
 func newEventWriter(format string, w io.Writer) eventWriter {
 	if format == "text" {
-		return textEvents{events.NewTextWriter(w)}
+		t := events.NewTextWriter(w)
+		return textEvents{events.NewAsync(t, t.Flush), t}
 	}
-	return jsonEvents{events.NewJSONWriter(w)}
+	j := events.NewJSONWriter(w)
+	return jsonEvents{events.NewAsync(j, j.Flush), j}
 }
 
 func startCPUProfile(path string) (func(), error) {
