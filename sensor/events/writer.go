@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"exfilwatch/attribution"
 	"exfilwatch/protocols"
@@ -233,15 +234,7 @@ func (j *JSONWriter) HTTP(ev *HTTP) {
 		start = resp.Start
 	}
 	e := &j.e
-	e.open("")
-	e.time("@timestamp", start)
-	e.open("event")
-	e.str("kind", "event")
-	e.str("dataset", "http")
-	e.time("start", start)
-	e.time("end", end)
-	e.int("duration", end.Sub(start).Nanoseconds())
-	e.close()
+	head(e, "http", start, end)
 	endpoint(e, "source", &ev.Conn, true, 0, 0, false)
 	endpoint(e, "destination", &ev.Conn, false, 0, 0, false)
 	network(e, &ev.Conn, "http", 0, 0, false)
@@ -350,6 +343,19 @@ func (j *JSONWriter) HTTP(ev *HTTP) {
 	j.emit()
 }
 
+// head opens an event: @timestamp and the ECS event object.
+func head(e *enc, dataset string, start, end time.Time) {
+	e.open("")
+	e.time("@timestamp", start)
+	e.open("event")
+	e.str("kind", "event")
+	e.str("dataset", dataset)
+	e.time("start", start)
+	e.time("end", end)
+	e.int("duration", end.Sub(start).Nanoseconds())
+	e.close()
+}
+
 // mimeType drops parameters (charset, boundary) as ECS mime_type wants.
 func mimeType(ct string) string {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
@@ -424,15 +430,7 @@ func (j *JSONWriter) FTPCommand(ev *FTPCommand) {
 	j.Counts.FTPCommands++
 	c := ev.Cmd
 	e := &j.e
-	e.open("")
-	e.time("@timestamp", c.Start)
-	e.open("event")
-	e.str("kind", "event")
-	e.str("dataset", "ftp")
-	e.time("start", c.Start)
-	e.time("end", c.End)
-	e.int("duration", c.End.Sub(c.Start).Nanoseconds())
-	e.close()
+	head(e, "ftp", c.Start, c.End)
 	endpoint(e, "source", &ev.Conn, true, 0, 0, false)
 	endpoint(e, "destination", &ev.Conn, false, 0, 0, false)
 	network(e, &ev.Conn, "ftp", 0, 0, false)
@@ -478,15 +476,7 @@ func (j *JSONWriter) FTPData(ev *FTPData) {
 	j.Counts.FTPData++
 	t := ev.T
 	e := &j.e
-	e.open("")
-	e.time("@timestamp", t.Start)
-	e.open("event")
-	e.str("kind", "event")
-	e.str("dataset", "ftp_data")
-	e.time("start", t.Start)
-	e.time("end", t.End)
-	e.int("duration", t.End.Sub(t.Start).Nanoseconds())
-	e.close()
+	head(e, "ftp_data", t.Start, t.End)
 	endpoint(e, "source", &ev.Conn, true, 0, 0, false)
 	endpoint(e, "destination", &ev.Conn, false, 0, 0, false)
 	n := t.BytesToClient
@@ -549,15 +539,7 @@ func (j *JSONWriter) FTPData(ev *FTPData) {
 func (j *JSONWriter) Flow(ev *Flow) {
 	j.Counts.Flows++
 	e := &j.e
-	e.open("")
-	e.time("@timestamp", ev.Start)
-	e.open("event")
-	e.str("kind", "event")
-	e.str("dataset", "flow")
-	e.time("start", ev.Start)
-	e.time("end", ev.End)
-	e.int("duration", ev.End.Sub(ev.Start).Nanoseconds())
-	e.close()
+	head(e, "flow", ev.Start, ev.End)
 	endpoint(e, "source", &ev.Conn, true, ev.Bytes[0], ev.Packets[0], true)
 	endpoint(e, "destination", &ev.Conn, false, ev.Bytes[1], ev.Packets[1], true)
 	network(e, &ev.Conn, ev.Protocol, ev.Bytes[0]+ev.Bytes[1], ev.Packets[0]+ev.Packets[1], true)
