@@ -11,7 +11,7 @@ PKGS      := ./...
 FUZZTIME  ?= 10s
 # Debian packages the tests use: real clients and servers for the lab tests,
 # tcpdump to record, tshark to cross-check decodes.
-TEST_DEBS := tcpdump vsftpd curl wget python3 iproute2 ethtool tshark
+TEST_DEBS := tcpdump tshark wireshark-common vsftpd curl wget python3 iproute2 iputils-ping ethtool procps bash
 
 export CGO_ENABLED ?= 0
 
