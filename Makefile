@@ -15,7 +15,7 @@ TEST_DEBS := tcpdump tshark wireshark-common vsftpd curl wget python3 iproute2 i
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo test test-unit fuzz lint vet fmt-check darwin conformance bench deps godeps clean
+.PHONY: all build demo test test-unit fuzz lint vet fmt-check darwin conformance bench bench-attribution deps godeps clean pcap-deps build-pcap test-pcap
 
 all: build
 
@@ -43,7 +43,7 @@ demo: build
 	@echo "== the same as JSON Lines (ECS), HTTP and FTP transfer events only: $(BIN) replay captures/demo/demo.pcapng"
 	@$(BIN) replay --no-summary captures/demo/demo.pcapng | grep -E '"dataset":"(http|ftp_data)"'
 
-test: deps godeps lint test-unit fuzz conformance
+test: deps godeps lint test-unit test-pcap fuzz conformance
 
 test-unit: build
 	$(GO) test -count=1 $(PKGS)
@@ -83,5 +83,30 @@ conformance: build
 bench: build
 	EXFILWATCH=$(abspath $(BIN)) bench/run.sh
 
+# Live attribution benchmark: short-lived clients in two namespaces (root).
+bench-attribution: build
+	EXFILWATCH=$(abspath $(BIN)) bench/attribution.sh
+
+# The optional libpcap backend (cgo, -tags pcap): built and tested by make
+# test; the default build stays pure Go.
+PCAP_DEBS := libpcap-dev gcc libc6-dev iproute2
+
+pcap-deps:
+	@missing=""; for p in $(PCAP_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y --no-install-recommends $$missing || (apt-get update && apt-get install -y --no-install-recommends $$missing)); \
+	fi
+
+build-pcap: pcap-deps godeps
+	CGO_ENABLED=1 $(GO) build -tags pcap -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-pcap ./cmd/exfilwatch
+
+test-pcap: build-pcap
+	CGO_ENABLED=1 $(GO) vet -tags pcap ./sensor/capture/ ./cmd/...
+	EXFILWATCH_REQUIRE_NETNS=1 CGO_ENABLED=1 $(GO) test -count=1 -tags pcap ./sensor/capture/ ./cmd/exfilwatch/
+
 clean:
-	rm -f $(BIN)
+	rm -f $(BIN) $(BIN)-pcap

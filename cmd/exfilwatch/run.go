@@ -26,10 +26,12 @@ func runCommand() *cli.Command {
 			"macOS (--interface pktap,all for Apple's per-packet process metadata), with no libpcap. The\n" +
 			"decode pipeline and the events are the same as replay's. SIGINT or SIGTERM ends every open\n" +
 			"connection, writes its events and exits 0. Kernel received/dropped counters are logged every\n" +
-			"--stats-interval and at exit.",
+			"--stats-interval and at exit. --backend pcap captures through libpcap instead, in a build with\n" +
+			"-tags pcap (cgo and libpcap-dev); its filter is compiled by libpcap.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Required: true, Usage: "interface to capture on: a name (eth0, en0), \"any\" (Linux), or \"pktap,all\" / \"pktap,en0,utun3\" (macOS)"},
-			&cli.StringFlag{Name: "bpf", Usage: "capture only packets matching this tcpdump-syntax `FILTER` (compiled with the system's tcpdump; applied after capture on PKTAP)"},
+			&cli.StringFlag{Name: "backend", Value: capture.BackendNative, Usage: "capture `BACKEND`: native (AF_PACKET on Linux, /dev/bpf on macOS) or pcap (libpcap; only in a build with -tags pcap)"},
+			&cli.StringFlag{Name: "bpf", Usage: "capture only packets matching this tcpdump-syntax `FILTER` (compiled by the system's tcpdump, or by libpcap with --backend pcap; applied after capture on PKTAP)"},
 			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Value: "-", Usage: "write events as JSON Lines to `FILE` (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "format", Value: "json", Usage: "event format: json or text"},
 			&cli.DurationFlag{Name: "stats-interval", Value: time.Minute, Usage: "log capture and pipeline counters this often (0 disables; they are always logged at exit)"},
@@ -66,7 +68,7 @@ func runAction(c *cli.Context) error {
 		logger.Warn().Err(err).Msg("cannot list the host's addresses: network.direction will be missing")
 	}
 	iface := c.String("interface")
-	src, err := capture.OpenLive(iface, capture.LiveOptions{
+	src, err := capture.OpenLiveBackend(c.String("backend"), iface, capture.LiveOptions{
 		BufferSize:  c.Int("buffer-size"),
 		Filter:      c.String("bpf"),
 		Promiscuous: c.Bool("promiscuous"),
