@@ -82,6 +82,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnsupported says this platform has no implementation.
 	ErrUnsupported = errors.New("not supported on this platform")
+	// ErrSocketClosed says the socket exists only as a closed endpoint
+	// (TIME_WAIT): its process let go of it, retrying cannot help.
+	ErrSocketClosed = errors.New("socket closed")
 	// ErrPermission says the sensor lacks the rights to read the table
 	// (not root, or macOS Full Disk Access / SIP restrictions).
 	ErrPermission = errors.New("permission denied")

@@ -254,5 +254,8 @@ func (a *JournalAttributor) Begin(q Request) {
 // Result returns the recorded answer, or nil when the journal had none.
 func (a *JournalAttributor) Result(id uint64, _ time.Duration) *Result { return a.answers[id] }
 
+// Peek returns the recorded answer; the journal is always ready.
+func (a *JournalAttributor) Peek(id uint64) (*Result, bool) { return a.answers[id], true }
+
 // Forget drops a flow's answer.
 func (a *JournalAttributor) Forget(id uint64) { delete(a.answers, id) }

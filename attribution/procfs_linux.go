@@ -192,6 +192,11 @@ func (t *ProcTable) lookupLocked(proto uint8, local, remote netip.AddrPort, now 
 	t.stats.Misses++
 	name := procProtoName(proto)
 	if found {
+		if s.Inode == 0 {
+			// TIME_WAIT or closing: the process let go of the socket, and no
+			// retry will find an owner.
+			return Owner{}, fmt.Errorf("%w (%w): %s %v → %v: socket inode 0 has no visible owner", ErrNotFound, ErrSocketClosed, name, local, remote)
+		}
 		return Owner{}, fmt.Errorf("%w: %s %v → %v: socket inode %d has no visible owner", ErrNotFound, name, local, remote, s.Inode)
 	}
 	return Owner{}, fmt.Errorf("%w: no %s socket %v → %v", ErrNotFound, name, local, remote)

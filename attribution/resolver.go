@@ -65,15 +65,19 @@ type ResolverOptions struct {
 	// Local reports whether an address is one of this host's. Required.
 	Local func(netip.Addr) bool
 	// Retries are the waits between lookups of a socket not found yet
-	// (default 1, 2, 5, 10, 20, 50, 100 ms: about 190 ms in all).
+	// (default 1, 2, 4, 8, 16 ms: about 30 ms in all). A connection's socket
+	// exists before its first packet, so a miss is a race with the inode
+	// scan, short by nature; long retries only hold a worker while the next
+	// short-lived process exits.
 	Retries []time.Duration
 	// MaxPending bounds the lookups queued (default 4096).
 	MaxPending int
-	// Workers run lookups in parallel (default 2).
+	// Workers run lookups in parallel (default 4).
 	Workers int
 	// MaxLineage bounds the ancestors described (default 8).
 	MaxLineage int
-	// MaxResults bounds the answers kept for flows still open (default 200000).
+	// MaxResults bounds the answers kept (default 65536): the oldest are
+	// forgotten first.
 	MaxResults int
 	// Observe, when set, is called with every answer as it is made (from a
 	// worker goroutine): `run --record` writes them to the host journal.
@@ -84,8 +88,7 @@ func (o ResolverOptions) retries() []time.Duration {
 	if o.Retries != nil {
 		return o.Retries
 	}
-	return []time.Duration{time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
-		20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
+	return []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, 16 * time.Millisecond}
 }
 
 func orDefault(v, d int) int {
@@ -133,7 +136,7 @@ func NewResolver(table SocketTable, procs ProcessSource, opt ResolverOptions) *R
 		pending: make(map[uint64]*slot)}
 	r.stats.ByMethod = map[string]uint64{}
 	r.stats.ByReason = map[string]uint64{}
-	for range orDefault(opt.Workers, 2) {
+	for range orDefault(opt.Workers, 4) {
 		r.wg.Add(1)
 		go r.work()
 	}
@@ -163,7 +166,7 @@ func (r *Resolver) Begin(q Request) {
 // boundLocked forgets the oldest answers past MaxResults (flows whose
 // events were never collected, e.g. evicted ones).
 func (r *Resolver) boundLocked() {
-	max := orDefault(r.opt.MaxResults, 200000)
+	max := orDefault(r.opt.MaxResults, 65536)
 	for len(r.pending) > max && len(r.order) > 0 {
 		id := r.order[0]
 		r.order = r.order[1:]
@@ -211,6 +214,24 @@ func (r *Resolver) Result(id uint64, wait time.Duration) *Result {
 	}
 	res := s.res
 	return &res
+}
+
+// Peek returns a flow's answer without waiting: ready is false while its
+// lookup runs. A flow never begun (or forgotten) is ready with a nil answer.
+func (r *Resolver) Peek(id uint64) (res *Result, ready bool) {
+	r.mu.Lock()
+	s := r.pending[id]
+	r.mu.Unlock()
+	if s == nil {
+		return nil, true
+	}
+	select {
+	case <-s.done:
+		out := s.res
+		return &out, true
+	default:
+		return nil, false
+	}
 }
 
 // Forget drops a closed flow's answer.
@@ -307,7 +328,7 @@ func (r *Resolver) resolve(q Request) Result {
 			}
 			lastErr = err
 		}
-		if attempt >= len(waits) || !errors.Is(lastErr, ErrNotFound) {
+		if attempt >= len(waits) || !errors.Is(lastErr, ErrNotFound) || errors.Is(lastErr, ErrSocketClosed) {
 			break
 		}
 		time.Sleep(waits[attempt])
@@ -317,6 +338,8 @@ func (r *Resolver) resolve(q Request) Result {
 		res.Detail = lastErr.Error()
 	}
 	switch {
+	case errors.Is(lastErr, ErrSocketClosed):
+		res.Reason = ReasonProcessGone
 	case errors.Is(lastErr, ErrPermission):
 		res.Reason = ReasonPermission
 	case errors.Is(lastErr, ErrUnsupported):

@@ -1,6 +1,7 @@
 package attribution
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -75,6 +76,7 @@ func TestResolverGivesUpWithAReason(t *testing.T) {
 		{"never found", &tableAfter{after: 1 << 30}, hostA, ReasonNoSocket},
 		{"not local", &tableAfter{}, netip.MustParseAddrPort("203.0.113.9:1234"), ReasonNotLocal},
 		{"permission", &tableAfter{err: ErrPermission}, hostA, ReasonPermission},
+		{"socket already closed", &tableAfter{err: fmt.Errorf("%w (%w): x", ErrNotFound, ErrSocketClosed)}, hostA, ReasonProcessGone},
 		{"no table", nil, hostA, ReasonUnsupported},
 	}
 	for _, c := range cases {

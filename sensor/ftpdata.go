@@ -16,35 +16,22 @@ type ftpControl struct {
 	s    *ftp.Session
 	conn *events.Conn           // the control connection (in its flowState)
 	data map[uint64]events.Conn // expectation id → data connection seen
-	// dataState holds the data connections' states while they are open.
-	dataState map[uint64]*flowState
-	// st is the control connection's state while it is open; nil after,
-	// when conn points to a copy (flow states are recycled).
-	st *flowState
 }
 
-// refresh updates the control connection's attribution while it is open.
-func (ctl *ftpControl) refresh(s *Sensor) {
-	if ctl.st != nil {
-		ctl.conn.Attribution = s.attribution(ctl.conn.FlowID, ctl.st)
-	}
-}
-
-// controlClosed detaches the session from its recycled flow state.
+// controlClosed detaches the session from its flow state, which is
+// recycled: conn then points to a copy.
 func (ctl *ftpControl) controlClosed() {
 	c := *ctl.conn
 	ctl.conn = &c
-	ctl.st = nil
 }
 
 func (s *Sensor) newFTPControl(st *flowState) *ftpControl {
-	ctl := &ftpControl{conn: &st.conn, st: st, data: make(map[uint64]events.Conn), dataState: make(map[uint64]*flowState)}
+	ctl := &ftpControl{conn: &st.conn, data: make(map[uint64]events.Conn)}
 	ctl.s = ftp.NewSession(s.cfg.FTP, ftp.Handler{
 		Command: func(c *ftp.Command) {
 			s.C.Anomalies += uint64(len(c.Anomalies))
-			ctl.refresh(s)
-			s.evFTP = events.FTPCommand{Conn: *ctl.conn, Cmd: c}
-			s.sink.FTPCommand(&s.evFTP)
+			s.pe = pendingEvent{kind: evFTP, ftp: events.FTPCommand{Conn: *ctl.conn, Cmd: c}}
+			s.emit(&s.pe)
 		},
 		Expect: func(e ftp.Expectation) {
 			s.C.ExpectedChannels++
@@ -54,17 +41,8 @@ func (s *Sensor) newFTPControl(st *flowState) *ftpControl {
 			s.C.FTPTransfers++
 			data := ctl.data[t.ExpectationID]
 			delete(ctl.data, t.ExpectationID)
-			if data.Attribution == nil {
-				// The data connection is still open: its lookup ran from
-				// its first packet, ask for it now.
-				if dst, ok := ctl.dataState[t.ExpectationID]; ok {
-					data.Attribution = s.attribution(data.FlowID, dst)
-				}
-			}
-			delete(ctl.dataState, t.ExpectationID)
-			ctl.refresh(s)
-			s.evFTPData = events.FTPData{Conn: data, Control: *ctl.conn, T: t}
-			s.sink.FTPData(&s.evFTPData)
+			s.pe = pendingEvent{kind: evFTPData, data: events.FTPData{Conn: data, Control: *ctl.conn, T: t}}
+			s.emit(&s.pe)
 		},
 		Anomaly: func(protocols.Anomaly) { s.C.Anomalies++ },
 	})
@@ -77,9 +55,8 @@ func (s *Sensor) attachData(f *flows.Flow, st *flowState, e *expEntry) {
 	st.ctl = e.ctl
 	st.expID = e.id
 	st.passive = e.mode == ftp.Passive
-	st.conn = s.connOf(f)
+	st.conn = s.connOf(f, st)
 	e.ctl.data[e.id] = st.conn
-	e.ctl.dataState[e.id] = st
 	s.C.FTPDataFlows++
 	s.C.ExpectedMatched++
 	e.ctl.s.DataOpen(e.id, f.First)

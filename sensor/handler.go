@@ -56,9 +56,9 @@ type flowState struct {
 
 	httpP *http.Parser // protoHTTP: returned to the sensor's free list when both sides ended
 	ctl   *ftpControl  // protoFTP: this session; protoFTPData: the session that ordered it
-	// attr is the flow's process, once the attributor answered for good.
-	attr    *attribution.Result
-	attrSet bool
+	// attr is the flow's process when per-packet metadata gave it and no
+	// attributor runs (replay of a PKTAP capture).
+	attr *attribution.Result
 	// protoFTPData only.
 	expID   uint64
 	passive bool
@@ -70,7 +70,7 @@ type handler Sensor
 
 func (h *handler) s() *Sensor { return (*Sensor)(h) }
 
-func (s *Sensor) connOf(f *flows.Flow) events.Conn {
+func (s *Sensor) connOf(f *flows.Flow, st *flowState) events.Conn {
 	c := events.Conn{
 		FlowID:        f.ID,
 		Client:        f.Client().AddrPort(),
@@ -85,6 +85,7 @@ func (s *Sensor) connOf(f *flows.Flow) events.Conn {
 		c.ClientGuessed = false
 	}
 	c.Direction = s.local.direction(c.Client.Addr(), c.Server.Addr())
+	c.Attribution = st.attr
 	return c
 }
 
@@ -114,7 +115,6 @@ func (h *handler) Opened(f *flows.Flow) {
 		// Replay of a capture with process metadata but no journal: what
 		// the metadata says is all there is.
 		st.attr = &attribution.Result{Method: attribution.MethodPKTAP, PID: pid, Name: name}
-		st.attrSet = true
 		s.C.PKTAPAttributed++
 	}
 	if f.Proto != decode.ProtoTCP {
@@ -181,17 +181,11 @@ func (h *handler) Closed(f *flows.Flow) {
 		s.C.OpaqueFlows++ // carried data nobody recognised (empty connections are not counted)
 	}
 	if st.conn.FlowID == 0 {
-		st.conn = s.connOf(f)
+		st.conn = s.connOf(f, st)
 	}
-	st.conn.Attribution = s.attribution(f.ID, st)
-	if st.proto == protoFTPData && st.ctl != nil {
-		if dc, ok := st.ctl.data[st.expID]; ok {
-			dc.Attribution = st.conn.Attribution
-			st.ctl.data[st.expID] = dc
-		}
-		delete(st.ctl.dataState, st.expID) // st is recycled below
-	}
-	ev := &s.evFlow
+	pe := &s.pe
+	*pe = pendingEvent{kind: evFlow}
+	ev := &pe.flow
 	*ev = events.Flow{
 		Conn:        st.conn,
 		Protocol:    st.proto.String(),
@@ -222,15 +216,14 @@ func (h *handler) Closed(f *flows.Flow) {
 	if st.proto == protoFTP && st.ctl.s.Encrypted() {
 		ev.Encrypted = true
 	}
-	s.sink.Flow(ev)
+	s.emit(pe)
 	if st.proto == protoFTP {
 		s.exp.dropSession(st.ctl)
 		st.ctl.controlClosed()
 	}
+	// The attributor keeps the answer (bounded, oldest forgotten first): a
+	// transfer may still be reported after its data connection closed.
 	s.releaseHTTP(st)
-	if s.attr != nil {
-		s.attr.Forget(f.ID)
-	}
 	f.App = nil
 	if s.cur == f {
 		s.cur = nil
@@ -358,18 +351,16 @@ func fromFTP(v ftp.Verdict) verdict {
 // attach starts a parser on a recognised flow.
 func (s *Sensor) attach(f *flows.Flow, st *flowState, p appProto) {
 	st.proto = p
-	st.conn = s.connOf(f)
+	st.conn = s.connOf(f, st)
 	s.cur = f
 	switch p {
 	case protoHTTP:
 		s.C.HTTPFlows++
 		conn := &st.conn
-		id := f.ID
 		emit := func(tx *http.Transaction) {
 			s.C.Anomalies += uint64(len(tx.Anomalies))
-			conn.Attribution = s.attribution(id, st)
-			s.evHTTP = events.HTTP{Conn: *conn, Tx: tx}
-			s.sink.HTTP(&s.evHTTP)
+			s.pe = pendingEvent{kind: evHTTP, http: events.HTTP{Conn: *conn, Tx: tx}}
+			s.emit(&s.pe)
 		}
 		if n := len(s.httpFree); n > 0 {
 			st.httpP = s.httpFree[n-1]
@@ -426,18 +417,4 @@ func (s *Sensor) releaseHTTP(st *flowState) {
 	}
 	st.httpP, st.stream = nil, nil
 	st.proto = protoDone
-}
-
-// attribution returns a flow's process, asking the attributor once it can
-// answer for good (a timed-out wait is asked again at the next event).
-func (s *Sensor) attribution(id uint64, st *flowState) *attribution.Result {
-	if s.attr == nil || st.attrSet {
-		return st.attr
-	}
-	r := s.attr.Result(id, s.cfg.attributionWait())
-	st.attr = r
-	if r == nil || r.Reason != attribution.ReasonTimeout {
-		st.attrSet = true
-	}
-	return r
 }

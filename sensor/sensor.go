@@ -90,6 +90,10 @@ type Counters struct {
 	LoopbackDuplicates uint64
 	// PKTAPAttributed are flows attributed from per-packet process metadata.
 	PKTAPAttributed uint64
+	// EventsDeferred waited for a process lookup; AttributionTimeouts are
+	// connections whose lookup had not answered within AttributionWait.
+	EventsDeferred      uint64
+	AttributionTimeouts uint64
 }
 
 // Stats is a snapshot of every counter of the pipeline.
@@ -119,15 +123,17 @@ type Sensor struct {
 	// (hundreds of thousands of one-request connections) is allocation-bound.
 	httpFree  []*http.Parser
 	stateFree []*flowState
-	evHTTP    events.HTTP
-	evFTP     events.FTPCommand
-	evFTPData events.FTPData
-	evFlow    events.Flow
+	pe        pendingEvent   // the record being emitted
+	pending   []pendingEvent // events waiting for their lookups, in order
+	now       time.Time      // the latest packet or Tick time
 }
 
 // Attributor finds the local process behind a flow (attribution.Resolver).
 type Attributor interface {
 	Begin(attribution.Request)
+	// Peek answers without waiting; ready is false while the lookup runs.
+	Peek(id uint64) (r *attribution.Result, ready bool)
+	// Result waits up to wait for the answer (used at shutdown only).
 	Result(id uint64, wait time.Duration) *attribution.Result
 	Forget(id uint64)
 }
@@ -158,6 +164,12 @@ func NewWithDeps(cfg Config, d Deps) *Sensor {
 // decoded (its packets are still counted).
 func (s *Sensor) Frame(fr *capture.Frame) {
 	s.C.Bytes += uint64(len(fr.Data))
+	if fr.Timestamp.After(s.now) {
+		s.now = fr.Timestamp
+	}
+	if len(s.pending) > 0 {
+		s.drain(false, 0)
+	}
 	if s.dec.DecodeFrame(fr, &s.pkt) != decode.OK {
 		return
 	}
@@ -188,7 +200,13 @@ func (s *Sensor) recoverFlow() {
 // quiet. Replay never needs it.
 func (s *Sensor) Tick(now time.Time) {
 	defer s.recoverFlow()
+	if now.After(s.now) {
+		s.now = now
+	}
 	s.table.Expire(now)
+	if len(s.pending) > 0 {
+		s.drain(false, 0)
+	}
 }
 
 // Flush ends every open flow (end of capture or shutdown) and emits what
@@ -196,6 +214,7 @@ func (s *Sensor) Tick(now time.Time) {
 func (s *Sensor) Flush() {
 	defer s.recoverFlow()
 	s.table.Flush()
+	s.waitPending()
 }
 
 // Stats returns the counters.

@@ -9,6 +9,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"exfilwatch/attribution"
 	"exfilwatch/sensor/capture"
 	"exfilwatch/sensor/events"
 )
@@ -253,5 +254,68 @@ func TestUnrecognisedTCPIsOnlyCounted(t *testing.T) {
 	s.Flush()
 	if len(k.http)+len(k.ftp) != 0 || len(k.flows) != 1 || k.flows[0].Protocol != "" {
 		t.Fatalf("events %d/%d flows %+v", len(k.http), len(k.ftp), k.flows)
+	}
+}
+
+// slowAttributor answers only the flows released so far.
+type slowAttributor struct{ released map[uint64]bool }
+
+func (a *slowAttributor) Begin(attribution.Request) {}
+func (a *slowAttributor) Peek(id uint64) (*attribution.Result, bool) {
+	if a.released[id] {
+		return &attribution.Result{Method: attribution.MethodSocketTable, PID: int32(id)}, true
+	}
+	return nil, false
+}
+func (a *slowAttributor) Result(id uint64, _ time.Duration) *attribution.Result {
+	r, _ := a.Peek(id)
+	if r == nil {
+		return &attribution.Result{Reason: attribution.ReasonTimeout}
+	}
+	return r
+}
+func (a *slowAttributor) Forget(uint64) {}
+
+// Events wait, in order, for their lookups without holding up packets; a
+// lookup that never answers lets its events go after AttributionWait.
+func TestEventsWaitForAttributionWithoutBlocking(t *testing.T) {
+	k := &sink{}
+	at := &slowAttributor{released: map[uint64]bool{}}
+	s := NewWithDeps(Config{AttributionWait: time.Second}, Deps{Sink: k, Attributor: at})
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	c1, srv1 := pair(t, s, &now, 41000, 80)
+	c2, srv2 := pair(t, s, &now, 41001, 80)
+	for _, p := range [][2]*peer{{c1, srv1}, {c2, srv2}} {
+		p[0].send(p[1], "S", "")
+		p[1].send(p[0], "SA", "")
+		p[0].send(p[1], "PA", "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		p[1].send(p[0], "PA", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	}
+	if len(k.http) != 0 || s.C.EventsDeferred != 2 {
+		t.Fatalf("events written before their lookups answered: %d, deferred %d", len(k.http), s.C.EventsDeferred)
+	}
+	at.released[2] = true // the second flow answers first: order still holds
+	s.Tick(now)
+	if len(k.http) != 0 {
+		t.Fatalf("the second event overtook the first")
+	}
+	at.released[1] = true
+	s.Tick(now)
+	if len(k.http) != 2 || k.http[0].Attribution.PID != 1 || k.http[1].Attribution.PID != 2 {
+		t.Fatalf("events %d", len(k.http))
+	}
+	// A third flow whose lookup never answers: out after the wait, marked.
+	c3, srv3 := pair(t, s, &now, 41002, 80)
+	c3.send(srv3, "S", "")
+	srv3.send(c3, "SA", "")
+	c3.send(srv3, "PA", "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+	srv3.send(c3, "PA", "HTTP/1.1 204 No Content\r\n\r\n")
+	s.Tick(now.Add(500 * time.Millisecond))
+	if len(k.http) != 2 {
+		t.Fatalf("written before the deadline")
+	}
+	s.Tick(now.Add(2 * time.Second))
+	if len(k.http) != 3 || k.http[2].Attribution.Reason != attribution.ReasonTimeout || s.C.AttributionTimeouts != 1 {
+		t.Fatalf("events %d, timeouts %d", len(k.http), s.C.AttributionTimeouts)
 	}
 }
