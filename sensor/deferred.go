@@ -14,39 +14,14 @@ import (
 // lookup_timeout). Replay from a journal is always answered at once, so
 // nothing waits there.
 
-type eventKind uint8
-
-const (
-	evHTTP eventKind = iota
-	evFTP
-	evFTPData
-	evFlow
-)
-
 type pendingEvent struct {
-	kind     eventKind
-	http     events.HTTP
-	ftp      events.FTPCommand
-	data     events.FTPData
-	flow     events.Flow
+	events.Record
 	deadline time.Time
 }
 
 // maxPendingEvents bounds the queue: past it the oldest event leaves at
 // once, unattributed if it must.
 const maxPendingEvents = 65536
-
-func (pe *pendingEvent) conns() (a, b *events.Conn) {
-	switch pe.kind {
-	case evHTTP:
-		return &pe.http.Conn, nil
-	case evFTP:
-		return &pe.ftp.Conn, nil
-	case evFTPData:
-		return &pe.data.Conn, &pe.data.Control
-	}
-	return &pe.flow.Conn, nil
-}
 
 // resolve fills a connection's attribution if it can be known now.
 func (s *Sensor) resolve(c *events.Conn, final bool) bool {
@@ -67,7 +42,7 @@ func (s *Sensor) resolve(c *events.Conn, final bool) bool {
 }
 
 func (s *Sensor) ready(pe *pendingEvent, final bool) bool {
-	a, b := pe.conns()
+	a, b := pe.Conns()
 	ra := s.resolve(a, final)
 	rb := s.resolve(b, final)
 	return ra && rb
@@ -117,7 +92,7 @@ func (s *Sensor) waitPending() {
 	}
 	for i := range s.pending {
 		pe := &s.pending[i]
-		a, b := pe.conns()
+		a, b := pe.Conns()
 		for _, c := range []*events.Conn{a, b} {
 			if c != nil && c.Attribution == nil && c.FlowID != 0 {
 				if r := s.attr.Result(c.FlowID, s.cfg.attributionWait()); r != nil {
@@ -129,15 +104,4 @@ func (s *Sensor) waitPending() {
 	s.drain(true, -1)
 }
 
-func (s *Sensor) write(pe *pendingEvent) {
-	switch pe.kind {
-	case evHTTP:
-		s.sink.HTTP(&pe.http)
-	case evFTP:
-		s.sink.FTPCommand(&pe.ftp)
-	case evFTPData:
-		s.sink.FTPData(&pe.data)
-	case evFlow:
-		s.sink.Flow(&pe.flow)
-	}
-}
+func (s *Sensor) write(pe *pendingEvent) { pe.Deliver(s.sink) }

@@ -30,7 +30,7 @@ func (s *Sensor) newFTPControl(st *flowState) *ftpControl {
 	ctl.s = ftp.NewSession(s.cfg.FTP, ftp.Handler{
 		Command: func(c *ftp.Command) {
 			s.C.Anomalies += uint64(len(c.Anomalies))
-			s.pe = pendingEvent{kind: evFTP, ftp: events.FTPCommand{Conn: *ctl.conn, Cmd: c}}
+			s.pe = pendingEvent{Record: events.Record{Kind: events.KindFTP, FTP: events.FTPCommand{Conn: *ctl.conn, Cmd: c}}}
 			s.emit(&s.pe)
 		},
 		Expect: func(e ftp.Expectation) {
@@ -41,7 +41,7 @@ func (s *Sensor) newFTPControl(st *flowState) *ftpControl {
 			s.C.FTPTransfers++
 			data := ctl.data[t.ExpectationID]
 			delete(ctl.data, t.ExpectationID)
-			s.pe = pendingEvent{kind: evFTPData, data: events.FTPData{Conn: data, Control: *ctl.conn, T: t}}
+			s.pe = pendingEvent{Record: events.Record{Kind: events.KindFTPData, FTPData: events.FTPData{Conn: data, Control: *ctl.conn, T: t}}}
 			s.emit(&s.pe)
 		},
 		Anomaly: func(protocols.Anomaly) { s.C.Anomalies++ },

@@ -184,8 +184,8 @@ func (h *handler) Closed(f *flows.Flow) {
 		st.conn = s.connOf(f, st)
 	}
 	pe := &s.pe
-	*pe = pendingEvent{kind: evFlow}
-	ev := &pe.flow
+	*pe = pendingEvent{Record: events.Record{Kind: events.KindFlow}}
+	ev := &pe.Flow
 	*ev = events.Flow{
 		Conn:        st.conn,
 		Protocol:    st.proto.String(),
@@ -359,7 +359,7 @@ func (s *Sensor) attach(f *flows.Flow, st *flowState, p appProto) {
 		conn := &st.conn
 		emit := func(tx *http.Transaction) {
 			s.C.Anomalies += uint64(len(tx.Anomalies))
-			s.pe = pendingEvent{kind: evHTTP, http: events.HTTP{Conn: *conn, Tx: tx}}
+			s.pe = pendingEvent{Record: events.Record{Kind: events.KindHTTP, HTTP: events.HTTP{Conn: *conn, Tx: tx}}}
 			s.emit(&s.pe)
 		}
 		if n := len(s.httpFree); n > 0 {

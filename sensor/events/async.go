@@ -22,22 +22,9 @@ type Async struct {
 	err     error // the wrapped sink's last Flush error, set before ack
 }
 
-type asyncKind uint8
-
-const (
-	kindHTTP asyncKind = iota
-	kindFTP
-	kindFTPData
-	kindFlow
-	kindFlush // a marker: flush the sink and acknowledge
-)
-
 type asyncItem struct {
-	kind asyncKind
-	http HTTP
-	ftp  FTPCommand
-	data FTPData
-	flow Flow
+	rec   Record
+	flush bool // a marker: flush the sink and acknowledge
 }
 
 const (
@@ -60,18 +47,11 @@ func (a *Async) run() {
 	for b := range a.ch {
 		for i := range b {
 			it := &b[i]
-			switch it.kind {
-			case kindHTTP:
-				a.out.HTTP(&it.http)
-			case kindFTP:
-				a.out.FTPCommand(&it.ftp)
-			case kindFTPData:
-				a.out.FTPData(&it.data)
-			case kindFlow:
-				a.out.Flow(&it.flow)
-			case kindFlush:
+			if it.flush {
 				a.err = a.flush()
 				a.ack <- struct{}{}
+			} else {
+				it.rec.Deliver(a.out)
 			}
 			*it = asyncItem{} // drop references for the garbage collector
 		}
@@ -103,23 +83,23 @@ func (a *Async) send() {
 }
 
 // HTTP implements Sink.
-func (a *Async) HTTP(e *HTTP) { a.add(asyncItem{kind: kindHTTP, http: *e}) }
+func (a *Async) HTTP(e *HTTP) { a.add(asyncItem{rec: Record{Kind: KindHTTP, HTTP: *e}}) }
 
 // FTPCommand implements Sink.
-func (a *Async) FTPCommand(e *FTPCommand) { a.add(asyncItem{kind: kindFTP, ftp: *e}) }
+func (a *Async) FTPCommand(e *FTPCommand) { a.add(asyncItem{rec: Record{Kind: KindFTP, FTP: *e}}) }
 
 // FTPData implements Sink.
-func (a *Async) FTPData(e *FTPData) { a.add(asyncItem{kind: kindFTPData, data: *e}) }
+func (a *Async) FTPData(e *FTPData) { a.add(asyncItem{rec: Record{Kind: KindFTPData, FTPData: *e}}) }
 
 // Flow implements Sink.
-func (a *Async) Flow(e *Flow) { a.add(asyncItem{kind: kindFlow, flow: *e}) }
+func (a *Async) Flow(e *Flow) { a.add(asyncItem{rec: Record{Kind: KindFlow, Flow: *e}}) }
 
 // Flush hands over every event given so far, waits until the wrapped sink
 // has written and flushed them, and returns its error.
 func (a *Async) Flush() error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
-	a.add(asyncItem{kind: kindFlush})
+	a.add(asyncItem{flush: true})
 	a.send()
 	<-a.ack
 	return a.err

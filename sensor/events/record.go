@@ -1,0 +1,49 @@
+package events
+
+// Kind says which event a Record holds.
+type Kind uint8
+
+const (
+	KindHTTP Kind = iota
+	KindFTP
+	KindFTPData
+	KindFlow
+)
+
+// Record holds any one event by value, for code that queues events (the
+// sensor while lookups answer, Async between goroutines).
+type Record struct {
+	Kind    Kind
+	HTTP    HTTP
+	FTP     FTPCommand
+	FTPData FTPData
+	Flow    Flow
+}
+
+// Deliver hands the event to a sink.
+func (r *Record) Deliver(s Sink) {
+	switch r.Kind {
+	case KindHTTP:
+		s.HTTP(&r.HTTP)
+	case KindFTP:
+		s.FTPCommand(&r.FTP)
+	case KindFTPData:
+		s.FTPData(&r.FTPData)
+	case KindFlow:
+		s.Flow(&r.Flow)
+	}
+}
+
+// Conns returns the connections the event describes: one, or for an FTP
+// data transfer the data and the control connection.
+func (r *Record) Conns() (a, b *Conn) {
+	switch r.Kind {
+	case KindHTTP:
+		return &r.HTTP.Conn, nil
+	case KindFTP:
+		return &r.FTP.Conn, nil
+	case KindFTPData:
+		return &r.FTPData.Conn, &r.FTPData.Control
+	}
+	return &r.Flow.Conn, nil
+}
