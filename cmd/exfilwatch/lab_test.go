@@ -380,3 +380,56 @@ func TestRunAttributesProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestRunAnyCountsLoopbackOnce captures with --interface any in a namespace
+// holding only its loopback: AF_PACKET sees each loopback packet going out
+// and coming in, and the sensor must count it once (duplicates would show
+// as retransmissions and double packet counts).
+func TestRunAnyCountsLoopbackOnce(t *testing.T) {
+	requireRoot(t)
+	bin := buildBinary(t)
+	ns := fmt.Sprintf("exfw-t-any-%d", os.Getpid()%100000)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	exec.Command("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up").Run()
+	evFile := filepath.Join(t.TempDir(), "events.jsonl")
+	var stderr bytes.Buffer
+	sensor := exec.Command("ip", "netns", "exec", ns, bin, "--log-format", "json", "run", "--interface", "any", "--events", evFile)
+	sensor.Stderr = &stderr
+	if err := sensor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &stderr, `"message":"capturing"`)
+	time.Sleep(300 * time.Millisecond)
+	client := `import socket,threading,time
+s=socket.socket(); s.bind(("127.0.0.1",8099)); s.listen()
+def srv():
+    c,_=s.accept(); c.recv(1000); c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); time.sleep(0.1); c.close()
+threading.Thread(target=srv).start()
+c=socket.create_connection(("127.0.0.1",8099)); c.sendall(b"POST /any HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd"); c.recv(100); time.sleep(0.2); c.close()`
+	if out, err := exec.Command("ip", "netns", "exec", ns, "python3", "-c", client).CombinedOutput(); err != nil {
+		t.Fatalf("client: %v %s", err, out)
+	}
+	time.Sleep(500 * time.Millisecond)
+	sensor.Process.Signal(syscall.SIGINT)
+	if err := sensor.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	var flow map[string]any
+	for _, e := range readEvents(t, evFile) {
+		if get(e, "event", "dataset") == "flow" {
+			flow = e
+		}
+	}
+	if flow == nil {
+		t.Fatalf("no flow event\n%s", stderr.String())
+	}
+	if r := get(flow, "exfilwatch", "flow_summary", "retransmits"); r != nil {
+		t.Fatalf("loopback packets counted twice: %v retransmits", r)
+	}
+	if get(flow, "exfilwatch", "attribution", "status") != "attributed" || get(flow, "network", "direction") != "internal" {
+		t.Fatalf("flow %v", flow)
+	}
+}

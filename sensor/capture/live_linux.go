@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,12 @@ type afpacketLive struct {
 	links  map[int]uint32 // interface index → link type, learnt lazily for "any"
 	fixed  uint32         // the link type when bound to one interface
 	closed bool
+	// On the loopback interface AF_PACKET sees every packet twice, going
+	// out and coming in, back to back: the second copy is dropped (libpcap
+	// does the same with the packet type, which gopacket does not expose).
+	loops    map[int]bool // interface index → is loopback
+	lastLoop []byte
+	LoopDups uint64
 }
 
 // OpenLive opens a live capture on an interface ("any" for all of them).
@@ -50,7 +57,7 @@ func OpenLive(iface string, opt LiveOptions) (Live, error) {
 		afpacket.OptAddVLANHeader(true),
 		afpacket.TPacketVersion3,
 	}
-	l := &afpacketLive{iface: iface, links: map[int]uint32{}}
+	l := &afpacketLive{iface: iface, links: map[int]uint32{}, loops: map[int]bool{}}
 	if iface != "any" {
 		ifc, err := net.InterfaceByName(iface)
 		if err != nil {
@@ -116,6 +123,33 @@ func linkTypeOf(index int, name string) uint32 {
 }
 
 func (l *afpacketLive) Next(fr *Frame) error {
+	for {
+		err := l.next(fr)
+		if err != nil || !l.isLoop(fr.Interface) {
+			return err
+		}
+		if bytes.Equal(fr.Data, l.lastLoop) {
+			l.lastLoop = l.lastLoop[:0]
+			l.LoopDups++
+			continue
+		}
+		l.lastLoop = append(l.lastLoop[:0], fr.Data...)
+		return nil
+	}
+}
+
+func (l *afpacketLive) isLoop(index int) bool {
+	lo, ok := l.loops[index]
+	if !ok {
+		if ifc, err := net.InterfaceByIndex(index); err == nil {
+			lo = ifc.Flags&net.FlagLoopback != 0
+		}
+		l.loops[index] = lo
+	}
+	return lo
+}
+
+func (l *afpacketLive) next(fr *Frame) error {
 	data, ci, err := l.tp.ZeroCopyReadPacketData()
 	if err != nil {
 		if errors.Is(err, afpacket.ErrTimeout) {
