@@ -25,6 +25,7 @@ const JournalVersion = 1
 const (
 	RecHeader      = "header"
 	RecAttribution = "attribution"
+	RecFileAccess  = "file_access"
 )
 
 // JournalRecord is one line of the journal.
@@ -39,6 +40,22 @@ type JournalRecord struct {
 	// attribution
 	Flow   *JournalFlow   `json:"flow,omitempty"`
 	Result *JournalResult `json:"result,omitempty"`
+	// file_access
+	File *JournalFileAccess `json:"file,omitempty"`
+}
+
+// JournalFileAccess is a FileAccess as written in the journal, with the
+// process as it was described when the access was seen.
+type JournalFileAccess struct {
+	PID        int32    `json:"pid"`
+	PIDVersion int32    `json:"pidversion,omitempty"`
+	Path       string   `json:"path"`
+	DestPath   string   `json:"dest_path,omitempty"`
+	Access     string   `json:"access"`
+	Modified   bool     `json:"modified,omitempty"`
+	Result     int      `json:"result,omitempty"`
+	Source     string   `json:"source"`
+	Process    *Process `json:"process,omitempty"`
 }
 
 // JournalFlow identifies the flow a lookup was for.
@@ -114,6 +131,15 @@ func (j *JournalWriter) Attribution(q Request, r Result, at time.Time) {
 		Client: q.Client.String(), Server: q.Server.String(), Start: q.Start.UTC()}, Result: toJournal(r)})
 }
 
+// FileAccess records one file access and the process that made it (nil
+// when it could not be described).
+func (j *JournalWriter) FileAccess(fa FileAccess, p *Process) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.write(&JournalRecord{Type: RecFileAccess, Time: fa.Time.UTC(), File: &JournalFileAccess{PID: fa.PID, PIDVersion: fa.PIDVersion,
+		Path: fa.Path, DestPath: fa.DestPath, Access: fa.Access.String(), Modified: fa.Modified, Result: fa.Result, Source: fa.Source, Process: p}})
+}
+
 // Flush writes buffered records to the file.
 func (j *JournalWriter) Flush() error {
 	j.mu.Lock()
@@ -139,8 +165,10 @@ const maxJournalLine = 4 << 20
 
 // Journal is a journal read back for replay.
 type Journal struct {
-	Header  JournalRecord
-	byFlow  map[journalKey][]JournalRecord
+	Header JournalRecord
+	byFlow map[journalKey][]JournalRecord
+	// Files are the file-access records, in order.
+	Files   []JournalRecord
 	Skipped int // lines of unknown type (records added by later versions)
 }
 
@@ -191,6 +219,11 @@ func readJournal(r io.Reader, name string) (*Journal, error) {
 			}
 			k := journalKey{rec.Flow.Proto, c, s}
 			j.byFlow[k] = append(j.byFlow[k], rec)
+		case RecFileAccess:
+			if rec.File == nil || rec.File.Path == "" {
+				return nil, fmt.Errorf("%s line %d: file_access record without a path", name, line)
+			}
+			j.Files = append(j.Files, rec)
 		default:
 			j.Skipped++
 		}

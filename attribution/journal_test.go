@@ -50,6 +50,28 @@ func TestJournalRoundTrip(t *testing.T) {
 	}
 }
 
+func TestJournalFileAccessRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.jsonl")
+	w, err := CreateJournal(path, JournalRecord{Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	w.FileAccess(FileAccess{Time: t0, PID: 42, Path: "/home/alice/Documents/q3.pdf", Access: AccessRead, Source: SourceFanotify}, &Process{PID: 42, Name: "tar"})
+	w.FileAccess(FileAccess{Time: t0, PID: 43, Path: "/tmp/x", Access: AccessWrite, Modified: true, Source: SourceFanotify}, nil)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err := ReadJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Files) != 2 || j.Files[0].File.Path != "/home/alice/Documents/q3.pdf" || j.Files[0].File.Access != "read" ||
+		j.Files[0].File.Process.Name != "tar" || !j.Files[1].File.Modified || j.Files[1].File.Process != nil {
+		t.Fatalf("%+v", j.Files)
+	}
+}
+
 func TestJournalBadInput(t *testing.T) {
 	for name, body := range map[string]string{
 		"not json":      "{\"type\":\"header\",\"version\":1}\nnot json\n",
@@ -62,7 +84,10 @@ func TestJournalBadInput(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	j, err := readJournal(strings.NewReader("{\"type\":\"header\",\"version\":1}\n{\"type\":\"file_access\",\"path\":\"/x\"}\n"), "j")
+	if _, err := readJournal(strings.NewReader("{\"type\":\"header\",\"version\":1}\n{\"type\":\"file_access\",\"path\":\"/x\"}\n"), "j"); err == nil {
+		t.Error("file_access without its file object accepted")
+	}
+	j, err := readJournal(strings.NewReader("{\"type\":\"header\",\"version\":1}\n{\"type\":\"file_hash\",\"path\":\"/x\"}\n"), "j")
 	if err != nil || j.Skipped != 1 {
 		t.Fatalf("unknown record types must be skipped: %v %+v", err, j)
 	}

@@ -433,3 +433,65 @@ c=socket.create_connection(("127.0.0.1",8099)); c.sendall(b"POST /any HTTP/1.1\r
 		t.Fatalf("flow %v", flow)
 	}
 }
+
+// TestRunRecordsFileAccesses watches a private tmpfs with --watch-path: the
+// file a client reads before uploading it is in the recording's journal,
+// with the process that read it.
+func TestRunRecordsFileAccesses(t *testing.T) {
+	requireRoot(t)
+	bin := buildBinary(t)
+	l := newLab(t, 202)
+	l.httpServer(8080)
+	docs := filepath.Join(t.TempDir(), "Documents")
+	os.MkdirAll(docs, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", docs).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", docs).Run()
+	secret := filepath.Join(docs, "q3-board.pdf")
+	os.WriteFile(secret, bytes.Repeat([]byte("confidential "), 300), 0o644)
+	recDir := filepath.Join(t.TempDir(), "rec")
+	var stderr bytes.Buffer
+	sensor := l.in(l.host, bin, "--log-format", "json", "run", "--interface", l.hostIf, "--events", os.DevNull, "--record", recDir, "--watch-path", docs)
+	sensor.Stderr = &stderr
+	if err := sensor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &stderr, `"message":"capturing"`)
+	time.Sleep(300 * time.Millisecond)
+	cmd := l.in(l.host, "curl", "-s", "-o", "/dev/null", "-T", secret, fmt.Sprintf("http://%s:8080/put/q3", l.remIP))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v %s", err, out)
+	}
+	time.Sleep(500 * time.Millisecond)
+	sensor.Process.Signal(syscall.SIGINT)
+	if err := sensor.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(recDir, recordJournal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct {
+			Type string
+			File *struct {
+				PID     int32
+				Path    string
+				Access  string
+				Process *struct{ Executable string }
+			}
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Type != "file_access" || rec.File == nil {
+			continue
+		}
+		if rec.File.Path == secret && rec.File.Access == "read" && rec.File.PID == int32(cmd.ProcessState.Pid()) &&
+			rec.File.Process != nil && strings.HasSuffix(rec.File.Process.Executable, "curl") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no file_access record of curl reading %s in the journal:\n%s", secret, b)
+	}
+}

@@ -39,6 +39,7 @@ func runCommand() *cli.Command {
 			&cli.BoolFlag{Name: "promiscuous", Usage: "put the interface in promiscuous mode (off by default: the sensor watches its own host)"},
 			&cli.StringFlag{Name: "record", Usage: "also write every captured frame (capture.pcapng) and the host journal (journal.jsonl) to `DIR`, mode 0600, for `exfilwatch replay DIR`"},
 			&cli.BoolFlag{Name: "no-attribution", Usage: "do not look up the local process of each connection"},
+			&cli.StringSliceFlag{Name: "watch-path", Usage: "watch file opens, writes and executions on the mount holding `PATH` (repeatable; Linux fanotify) and write them, with their process, to the --record journal"},
 			&cli.DurationFlag{Name: "attribution-wait", Value: 250 * time.Millisecond, Usage: "how long writing an event may wait for its connection's process lookup (started at the first packet)"},
 		}, limitFlags()...),
 		Action: runAction,
@@ -121,6 +122,20 @@ func runAction(c *cli.Context) error {
 	}
 	s := sensor.NewWithDeps(cfg, deps)
 
+	var files *fileWatch
+	if paths := c.StringSlice("watch-path"); len(paths) > 0 {
+		if rec == nil {
+			src.Close()
+			return errors.New("run: --watch-path needs --record (file accesses go to the host journal)")
+		}
+		files, err = startFileWatch(paths, rec.journal)
+		if err != nil {
+			src.Close()
+			return fmt.Errorf("run: --watch-path: %w", err)
+		}
+		defer files.stop()
+	}
+
 	// The loop notices a signal within one poll interval. Closing the source
 	// from another goroutine instead would unmap the AF_PACKET ring under a
 	// blocked read.
@@ -176,6 +191,10 @@ func runAction(c *cli.Context) error {
 	if resolver != nil {
 		resolver.Close() // the journal gets every answer before it is closed
 	}
+	if files != nil {
+		files.stop()
+		st.files = files
+	}
 	if rec != nil {
 		if err := rec.close(); err != nil && loopErr == nil {
 			loopErr = err
@@ -196,6 +215,7 @@ type liveStats struct {
 	s        *sensor.Sensor
 	started  time.Time
 	resolver *attribution.Resolver
+	files    *fileWatch
 }
 
 func (l *liveStats) log(msg string) {
@@ -208,6 +228,10 @@ func (l *liveStats) log(msg string) {
 		rs := l.resolver.Stats()
 		ev = ev.Uint64("attribution_requests", rs.Requests).Uint64("attributed", rs.Attributed).
 			Uint64("unattributed", rs.Unattributed).Interface("unattributed_by_reason", rs.ByReason)
+	}
+	if l.files != nil {
+		fs := l.files.fan.Stats()
+		ev = ev.Uint64("file_events", fs.Events).Uint64("file_events_dropped", fs.Dropped).Uint64("file_queue_overflows", fs.Overflows)
 	}
 	ev.Uint64("packets", st.Decode.Packets).
 		Uint64("bytes", st.Sensor.Bytes).
