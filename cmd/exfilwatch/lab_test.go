@@ -296,7 +296,8 @@ func TestRunAttributesProcesses(t *testing.T) {
 		// about 40 ms after it.
 		{target: "/upload/wget", cmd: []string{"wget", "-q", "-O", "/dev/null", "--wait=0.03", "--post-file=" + payload, url + "/upload/wget", url + "/upload/wget2"}, exe: "wget", arg: "--post-file=" + payload},
 		// A one-shot client that lives about 35 ms in all (well under 50).
-		{target: "/put/short", cmd: []string{"bash", "-c", fmt.Sprintf(`exec 3<>/dev/tcp/%s/8080; printf 'PUT /put/short HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello' >&3; sleep 0.03 3>&-`, l.remIP)}, exe: "bash", arg: "-c"},
+		// It waits with a builtin: a forked child would share its socket.
+		{target: "/put/short", cmd: []string{"bash", "-c", fmt.Sprintf(`exec 4< <(sleep 1 2>/dev/null); exec 3<>/dev/tcp/%s/8080; printf 'PUT /put/short HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello' >&3; read -t 0.03 -u 4 x; exit 0`, l.remIP)}, exe: "bash", arg: "-c"},
 		{target: "/put/from-script", cmd: []string{"/bin/sh", script}, exe: "curl", arg: "-T", parent: "sh"},
 		// Two clients, one after the other, from the same local port.
 		{target: "/put/port-a", cmd: []string{"python3", "-S", "-c", fmt.Sprintf(`import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("%s",45999));s.connect(("%s",8080));s.sendall(b"PUT /put/port-a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");s.recv(100);time.sleep(0.03)`, l.hostIP, l.remIP)}, exe: "python3", arg: "-c"},
