@@ -48,12 +48,22 @@ test: deps godeps lint test-unit test-pcap fuzz conformance
 test-unit: build
 	$(GO) test -count=1 $(PKGS)
 
-# Each fuzz target runs briefly; crashers land in testdata/fuzz and fail the run.
+# Each fuzz target runs briefly; crashers land in testdata/fuzz and fail the
+# run. The fuzzing engine itself sometimes ends a run with "context deadline
+# exceeded" and no crasher (a worker still minimizing at the deadline): such
+# a run is tried once more, a crasher never is.
 fuzz: godeps
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	    if ! $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; then \
+	      if ls $$dir/testdata/fuzz/$$t/* >/dev/null 2>&1 && [ -n "$$(git status --porcelain -- $$dir/testdata/fuzz/$$t)" ]; then \
+	        echo "fuzz: $$t found a crasher: $$(git status --porcelain -- $$dir/testdata/fuzz/$$t)"; exit 1; \
+	      fi; \
+	      echo "fuzz: $$t stopped without a crasher; trying once more"; \
+	      $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	    fi; \
 	  done; \
 	done
 
