@@ -360,21 +360,8 @@ func TestPKTAPUserSpaceFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	match := func(rec []byte) bool {
-		pkt, ok := pktapNetwork(rec)
-		return ok && f.Match(pkt)
-	}
+	match := checkPKTAPFilter(t, f)
 	eth := func(ip []byte) []byte { return append(append(make([]byte, 12), 0x08, 0x00), ip...) }
-	null := func(ip []byte) []byte { return append([]byte{2, 0, 0, 0}, ip...) }
-	if !match(bpfTestPKTAP(1, 14, 0, "en0", eth(bpfTestIPv4TCP(443)))) || match(bpfTestPKTAP(1, 14, 0, "en0", eth(bpfTestIPv4TCP(80)))) {
-		t.Error("ethernet inside PKTAP filtered wrongly")
-	}
-	if !match(bpfTestPKTAP(0, 4, 0, "lo0", null(bpfTestIPv4TCP(443)))) || match(bpfTestPKTAP(0, 4, 0, "lo0", null(bpfTestIPv4TCP(22)))) {
-		t.Error("loopback inside PKTAP filtered wrongly")
-	}
-	if !match(bpfTestPKTAP(12, 0, 0, "utun3", bpfTestIPv4TCP(443))) {
-		t.Error("raw IP inside PKTAP filtered wrongly")
-	}
 	// Link-layer primitives cannot apply to the unwrapped packet: OpenLive
 	// reports them when it compiles the filter, before touching the kernel.
 	for _, expr := range []string{"arp", "ether host 1:2:3:4:5:6", "vlan"} {
@@ -596,4 +583,27 @@ func TestLinkTypeOfDLT(t *testing.T) {
 			t.Errorf("DLT %d → %d, want %d", dlt, got, want)
 		}
 	}
+}
+
+// checkPKTAPFilter runs a "tcp dst port 443" filter, compiled for raw IP,
+// on packets inside PKTAP records over Ethernet, NULL and raw links, as both
+// capture backends do on PKTAP; it returns the matcher for further checks.
+func checkPKTAPFilter(t *testing.T, f *Filter) func([]byte) bool {
+	t.Helper()
+	match := func(rec []byte) bool {
+		pkt, ok := pktapNetwork(rec)
+		return ok && f.Match(pkt)
+	}
+	eth := func(ip []byte) []byte { return append(append(make([]byte, 12), 0x08, 0x00), ip...) }
+	null := func(ip []byte) []byte { return append([]byte{2, 0, 0, 0}, ip...) }
+	if !match(bpfTestPKTAP(1, 14, 0, "en0", eth(bpfTestIPv4TCP(443)))) || match(bpfTestPKTAP(1, 14, 0, "en0", eth(bpfTestIPv4TCP(80)))) {
+		t.Error("ethernet inside PKTAP filtered wrongly")
+	}
+	if !match(bpfTestPKTAP(0, 4, 0, "lo0", null(bpfTestIPv4TCP(443)))) || match(bpfTestPKTAP(0, 4, 0, "lo0", null(bpfTestIPv4TCP(22)))) {
+		t.Error("loopback inside PKTAP filtered wrongly")
+	}
+	if !match(bpfTestPKTAP(12, 0, 0, "utun3", bpfTestIPv4TCP(443))) {
+		t.Error("raw IP inside PKTAP filtered wrongly")
+	}
+	return match
 }

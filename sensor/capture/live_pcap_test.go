@@ -427,21 +427,7 @@ func TestPcapPKTAPUserSpaceFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	match := func(rec []byte) bool {
-		pkt, ok := pktapNetwork(rec)
-		return ok && f.Match(pkt)
-	}
-	eth := func(ip []byte) []byte { return append(append(make([]byte, 12), 0x08, 0x00), ip...) }
-	null := func(ip []byte) []byte { return append([]byte{2, 0, 0, 0}, ip...) }
-	if !match(bpfTestPKTAP(1, 14, 0, "en0", eth(bpfTestIPv4TCP(443)))) || match(bpfTestPKTAP(1, 14, 0, "en0", eth(bpfTestIPv4TCP(80)))) {
-		t.Error("ethernet inside PKTAP filtered wrongly")
-	}
-	if !match(bpfTestPKTAP(0, 4, 0, "lo0", null(bpfTestIPv4TCP(443)))) || match(bpfTestPKTAP(0, 4, 0, "lo0", null(bpfTestIPv4TCP(22)))) {
-		t.Error("loopback inside PKTAP filtered wrongly")
-	}
-	if !match(bpfTestPKTAP(12, 0, 0, "utun3", bpfTestIPv4TCP(443))) {
-		t.Error("raw IP inside PKTAP filtered wrongly")
-	}
+	match := checkPKTAPFilter(t, f)
 	if match([]byte("short")) {
 		t.Error("a record too short for a PKTAP header matched")
 	}
