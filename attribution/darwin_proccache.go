@@ -141,6 +141,7 @@ func (c *darwinProcCache) describe(pid int32, bi BSDInfo) *Process {
 		PPID:      bi.PPID,
 		StartTime: bi.StartTime,
 		UID:       bi.UID,
+		PGID:      bi.PGID,
 	}
 	exe, _ := c.api.path(pid)
 	if b, err := c.api.procArgs2(pid); err == nil {
@@ -260,5 +261,9 @@ func darwinTrimArgs(args []string, max int) []string {
 func darwinCloneProcess(p *Process) *Process {
 	q := *p
 	q.Args = append([]string(nil), p.Args...)
+	if p.Code != nil {
+		c := *p.Code
+		q.Code = &c
+	}
 	return &q
 }

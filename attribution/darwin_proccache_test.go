@@ -142,7 +142,7 @@ func TestDarwinProcCache(t *testing.T) {
 	want := &Process{
 		PID: 2227, PPID: 2200, Name: "Google Chrome Helper", Executable: chrome,
 		Args: []string{chrome, "--type=utility"}, CWD: "/",
-		StartTime: time.Unix(1764220000, 500000000).UTC(), UID: 501, User: "alice", SessionLeader: 1,
+		StartTime: time.Unix(1764220000, 500000000).UTC(), UID: 501, User: "alice", SessionLeader: 1, PGID: 2227,
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got  %+v\nwant %+v", p, want)

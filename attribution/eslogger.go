@@ -114,7 +114,9 @@ type esProcess struct {
 	AuditToken            *esAuditToken `json:"audit_token"`
 	ResponsibleAuditToken *esAuditToken `json:"responsible_audit_token"`
 	PPID                  int32         `json:"ppid"`
-	CodesigningFlags      uint32        `json:"codesigning_flags"`
+	GroupID               *int32        `json:"group_id"`
+	SessionID             *int32        `json:"session_id"`
+	CodesigningFlags      *uint32       `json:"codesigning_flags"`
 	IsPlatformBinary      bool          `json:"is_platform_binary"`
 	SigningID             *string       `json:"signing_id"`
 	TeamID                *string       `json:"team_id"`
@@ -429,7 +431,13 @@ func processEvent(kind string, t time.Time, pr *esProcess, tok *esAuditToken) (*
 	if err != nil {
 		return nil, err
 	}
-	proc := &Process{PID: tok.PID, PPID: pr.PPID, Executable: exe, UID: tok.EUID}
+	proc := &Process{PID: tok.PID, PPID: pr.PPID, Executable: exe, UID: tok.EUID, PIDVersion: tok.PIDVersion}
+	if pr.GroupID != nil {
+		proc.PGID = *pr.GroupID
+	}
+	if pr.SessionID != nil {
+		proc.SessionLeader = *pr.SessionID
+	}
 	if exe != "" {
 		proc.Name = path.Base(exe)
 	}
@@ -442,12 +450,20 @@ func processEvent(kind string, t time.Time, pr *esProcess, tok *esAuditToken) (*
 	}
 	ev := &ProcessEvent{Time: t, Kind: kind, PID: tok.PID, PPID: pr.PPID,
 		PIDVersion: tok.PIDVersion, Process: proc, PlatformBinary: pr.IsPlatformBinary,
-		CodesigningFlags: pr.CodesigningFlags, Source: SourceEslogger}
+		Source: SourceEslogger}
+	if pr.CodesigningFlags != nil {
+		ev.CodesigningFlags = *pr.CodesigningFlags
+	}
 	if pr.SigningID != nil {
 		ev.SigningID = *pr.SigningID
 	}
 	if pr.TeamID != nil {
 		ev.TeamID = *pr.TeamID
+	}
+	// A line without any signing field says nothing of the signature:
+	// leave Code nil (unknown) rather than claim an invalid one.
+	if pr.CodesigningFlags != nil || pr.SigningID != nil || pr.TeamID != nil || pr.IsPlatformBinary {
+		proc.Code = NewCodeSignature(ev.SigningID, ev.TeamID, ev.CodesigningFlags, pr.IsPlatformBinary)
 	}
 	if r := pr.ResponsibleAuditToken; r != nil {
 		ev.ResponsiblePID, ev.ResponsiblePIDVersion = r.PID, r.PIDVersion

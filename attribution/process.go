@@ -308,6 +308,7 @@ func (c *ProcessCache) get(pid int32, maxStart uint64) (*procEntry, error) {
 		CWD:           d.cwd,
 		StartTime:     boot.Add(procTicksToDuration(st.StartTicks, c.hz)),
 		SessionLeader: st.Session,
+		PGID:          st.PGID,
 	}
 	if d.uidOK {
 		p.UID = d.uid
@@ -420,4 +421,42 @@ func procName(comm, exe string, args []string) string {
 func procTicksToDuration(ticks uint64, hz int64) time.Duration {
 	h := uint64(hz)
 	return time.Duration(ticks/h)*time.Second + time.Duration(ticks%h)*time.Second/time.Duration(h)
+}
+
+// CSAdHoc is CS_ADHOC (0x00000002, xnu osfmk/kern/cs_blobs.h): the code is
+// ad-hoc signed, so its signing id is whatever the signer chose and it has
+// no team id.
+const CSAdHoc uint32 = 0x00000002
+
+// NewCodeSignature builds a CodeSignature from Endpoint Security's
+// signing_id, team_id, codesigning_flags and is_platform_binary.
+func NewCodeSignature(signingID, teamID string, flags uint32, platformBinary bool) *CodeSignature {
+	valid, platform := IdentityFromCodesigningFlags(flags)
+	return &CodeSignature{
+		SigningID: signingID,
+		TeamID:    teamID,
+		Flags:     flags,
+		Valid:     valid,
+		AdHoc:     flags&CSAdHoc != 0,
+		Platform:  platform || platformBinary,
+	}
+}
+
+// CodeIdentity returns what the browser classifier needs of p: its
+// executable and, when known, its code signature. The responsible
+// process's fields stay empty (a Process does not know its responsible
+// process; use IdentityFromEvent when an event does).
+func (p *Process) CodeIdentity() CodeIdentity {
+	var id CodeIdentity
+	if p == nil {
+		return id
+	}
+	id.Executable = p.Executable
+	if c := p.Code; c != nil {
+		id.SigningID = c.SigningID
+		id.TeamID = c.TeamID
+		id.ValidSignature = c.Valid
+		id.PlatformBinary = c.Platform
+	}
+	return id
 }

@@ -36,22 +36,22 @@ func TestProcessCacheFixture(t *testing.T) {
 	tests := []Process{
 		{PID: 4242, PPID: 4200, Name: "curl", Executable: "/usr/bin/curl",
 			Args: []string{"curl", "-T", "secret.txt", "https://example.com/upload"}, CWD: "/home/alice/docs",
-			StartTime: fixtureStart(90012), UID: 1000, User: "alice", SessionLeader: 100},
+			StartTime: fixtureStart(90012), UID: 1000, User: "alice", SessionLeader: 100, PGID: 4200},
 		{PID: 4200, PPID: 100, Name: "sh", Executable: "/usr/bin/dash",
 			Args: []string{"sh", "-c", "curl -T secret.txt https://example.com/upload"}, CWD: "/home/alice/docs",
-			StartTime: fixtureStart(90000), UID: 1000, User: "alice", SessionLeader: 100},
+			StartTime: fixtureStart(90000), UID: 1000, User: "alice", SessionLeader: 100, PGID: 100},
 		{PID: 777, PPID: 1, Name: "python3", Executable: "/usr/bin/python3.11",
 			Args: []string{"python3", "-m", "http.server", "8080"}, CWD: "/var/www",
-			StartTime: fixtureStart(3000), UID: 33, User: "www-data", SessionLeader: 777},
+			StartTime: fixtureStart(3000), UID: 33, User: "www-data", SessionLeader: 777, PGID: 777},
 		{PID: 1, PPID: 0, Name: "systemd", Executable: "/usr/lib/systemd/systemd",
-			Args: []string{"/sbin/init", "splash"}, CWD: "/", StartTime: fixtureStart(2), UID: 0, User: "root", SessionLeader: 1},
+			Args: []string{"/sbin/init", "splash"}, CWD: "/", StartTime: fixtureStart(2), UID: 0, User: "root", SessionLeader: 1, PGID: 1},
 		// Name cut at 15 bytes by the kernel, completed from the executable;
 		// setuid: the effective uid (0) is the process's user.
 		{PID: 555, PPID: 100, Name: "very-long-process-name", Executable: "/opt/bin/very-long-process-name (deleted)",
 			Args: []string{"./very-long-process-name", "--flag"}, CWD: "/tmp",
-			StartTime: fixtureStart(95000), UID: 0, User: "root", SessionLeader: 100},
+			StartTime: fixtureStart(95000), UID: 0, User: "root", SessionLeader: 100, PGID: 100},
 		// A zombie: no executable, directory or command line any more.
-		{PID: 556, PPID: 100, Name: "defunct-child", StartTime: fixtureStart(95500), UID: 1000, User: "alice", SessionLeader: 100},
+		{PID: 556, PPID: 100, Name: "defunct-child", StartTime: fixtureStart(95500), UID: 1000, User: "alice", SessionLeader: 100, PGID: 100},
 	}
 	for _, want := range tests {
 		t.Run(want.Name, func(t *testing.T) {

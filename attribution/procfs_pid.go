@@ -18,6 +18,7 @@ type procStat struct {
 	Comm       string // field 2, without the parentheses (at most 15 bytes)
 	State      byte   // field 3: R, S, D, Z, X…
 	PPID       int32  // field 4
+	PGID       int32  // field 5: the process group
 	Session    int32  // field 6: the session id, which is the pid of the session leader
 	StartTicks uint64 // field 22: start time in clock ticks after boot
 }
@@ -49,12 +50,13 @@ func parseProcStat(b []byte) (procStat, error) {
 	}
 	st.State = f[0][0]
 	ppid, ok1 := procParseDec(f[1], 31)
+	pgrp, ok4 := procParseDec(f[2], 31)
 	sid, ok2 := procParseDec(f[3], 31)
 	start, ok3 := procParseDec(f[19], 64)
-	if !ok1 || !ok2 || !ok3 {
-		return st, fmt.Errorf("%w: bad ppid, session or starttime in %q", errProcStat, procQuote(b))
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return st, fmt.Errorf("%w: bad ppid, pgrp, session or starttime in %q", errProcStat, procQuote(b))
 	}
-	st.PPID, st.Session, st.StartTicks = int32(ppid), int32(sid), start
+	st.PPID, st.PGID, st.Session, st.StartTicks = int32(ppid), int32(pgrp), int32(sid), start
 	return st, nil
 }
 

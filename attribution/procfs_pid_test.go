@@ -12,7 +12,7 @@ func TestParseProcStatFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := procStat{PID: 4242, Comm: "curl", State: 'S', PPID: 4200, Session: 100, StartTicks: 90012}
+	want := procStat{PID: 4242, Comm: "curl", State: 'S', PPID: 4200, PGID: 4200, Session: 100, StartTicks: 90012}
 	if st != want {
 		t.Fatalf("got %+v, want %+v", st, want)
 	}
@@ -30,10 +30,10 @@ func TestParseProcStat(t *testing.T) {
 		want     procStat
 		wantErr  string
 	}{
-		{"plain", statOf("bash"), procStat{321, "bash", 'R', 20, 300, 777}, ""},
-		{"spaces and parens in comm", statOf("a) (b c) d"), procStat{321, "a) (b c) d", 'R', 20, 300, 777}, ""},
-		{"empty comm", statOf(""), procStat{321, "", 'R', 20, 300, 777}, ""},
-		{"no newline", strings.TrimSuffix(statOf("x"), "\n"), procStat{321, "x", 'R', 20, 300, 777}, ""},
+		{"plain", statOf("bash"), procStat{321, "bash", 'R', 20, 321, 300, 777}, ""},
+		{"spaces and parens in comm", statOf("a) (b c) d"), procStat{321, "a) (b c) d", 'R', 20, 321, 300, 777}, ""},
+		{"empty comm", statOf(""), procStat{321, "", 'R', 20, 321, 300, 777}, ""},
+		{"no newline", strings.TrimSuffix(statOf("x"), "\n"), procStat{321, "x", 'R', 20, 321, 300, 777}, ""},
 		{"empty", "", procStat{}, "no (comm)"},
 		{"no close paren", "321 (bash R 20", procStat{}, "no (comm)"},
 		{"no pid", "(bash) R 1 2 3", procStat{}, "no (comm)"},
@@ -42,6 +42,7 @@ func TestParseProcStat(t *testing.T) {
 		{"too few fields", "321 (bash) R 20 321 300", procStat{}, "fields after comm"},
 		{"bad state", strings.Replace(statOf("x"), ") R ", ") RR ", 1), procStat{}, "bad state"},
 		{"bad ppid", strings.Replace(statOf("x"), " R 20 ", " R -20 ", 1), procStat{}, "bad ppid"},
+		{"bad pgrp", strings.Replace(statOf("x"), " R 20 321 ", " R 20 3z1 ", 1), procStat{}, "pgrp"},
 		{"bad starttime", strings.Replace(statOf("x"), " 777 ", " 7x7 ", 1), procStat{}, "starttime"},
 		{"garbage fixture", string(readFixture(t, "666/stat")), procStat{}, "no (comm)"},
 	}
