@@ -69,6 +69,27 @@ type Process struct {
 	// SessionLeader is the PID of the session leader (the login shell or
 	// the daemon that started the session), when the OS says.
 	SessionLeader int32 `json:"session_leader,omitempty"`
+	// PGID is the process group (Linux /proc/PID/stat pgrp, macOS
+	// pbi_pgid, Endpoint Security group_id): a shell pipeline shares one.
+	PGID int32 `json:"pgid,omitempty"`
+	// PIDVersion is the macOS audit token's pidversion (from eslogger);
+	// with PID it names one process image. 0 where unknown.
+	PIDVersion int32 `json:"pidversion,omitempty"`
+	// Code is the code signature (macOS, from Endpoint Security); nil
+	// when unknown.
+	Code *CodeSignature `json:"code_signature,omitempty"`
+}
+
+// CodeSignature is a process's code signature as Endpoint Security
+// reports it. Flags are the CS_* flags of xnu cs_blobs.h; Valid, AdHoc and
+// Platform are read from them (Platform also from is_platform_binary).
+type CodeSignature struct {
+	SigningID string `json:"signing_id,omitempty"`
+	TeamID    string `json:"team_id,omitempty"`
+	Flags     uint32 `json:"flags,omitempty"`
+	Valid     bool   `json:"valid"`
+	AdHoc     bool   `json:"adhoc,omitempty"`
+	Platform  bool   `json:"platform_binary,omitempty"`
 }
 
 // ProcessSource describes processes.
