@@ -61,14 +61,54 @@ type RuleConfig struct {
 }
 
 // AllowEntry exempts legitimate automation. All set matchers must match
-// (AND); at least one matcher must be set.
+// (AND); at least one of name, executable, signing_id, team_id or
+// destination must be set (classes only narrows an entry).
 type AllowEntry struct {
-	Name        string `yaml:"name"`        // process name glob (spoofable; combine with others)
-	Executable  string `yaml:"executable"`  // executable path glob
-	SigningID   string `yaml:"signing_id"`  // macOS code-signing identifier
-	TeamID      string `yaml:"team_id"`     // macOS team identifier
-	Destination string `yaml:"destination"` // CIDR, IP or host glob
-	Reason      string `yaml:"reason"`      // free text, for reviewers
+	Name       string `yaml:"name,omitempty"`       // process name glob (spoofable; combine with others)
+	Executable string `yaml:"executable,omitempty"` // executable path glob
+	SigningID  string `yaml:"signing_id,omitempty"` // macOS code-signing identifier (needs team_id or executable)
+	TeamID     string `yaml:"team_id,omitempty"`    // macOS team identifier
+	// Destinations are CIDRs, IPs or host globs; any one may match. The key
+	// is "destination" and takes one string or a list.
+	Destinations StringList `yaml:"destination,omitempty"`
+	// Classes are sensitive class names; the entry matches only when every
+	// class the upload's files belong to is listed. One string or a list.
+	Classes StringList `yaml:"classes,omitempty"`
+	Reason  string     `yaml:"reason,omitempty"` // free text, for reviewers
+}
+
+// StringList is a YAML value written as one string or a list of strings.
+type StringList []string
+
+// UnmarshalYAML accepts a scalar or a list of scalars.
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	n = resolve(n)
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = StringList{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		out := make(StringList, 0, len(n.Content))
+		for _, it := range n.Content {
+			it = resolve(it)
+			if it == nil || it.Kind != yaml.ScalarNode || isNull(it) {
+				return fmt.Errorf("line %d: expected a string", n.Line)
+			}
+			out = append(out, it.Value)
+		}
+		*l = out
+		return nil
+	}
+	return fmt.Errorf("line %d: expected a string or a list of strings", n.Line)
+}
+
+// MarshalYAML writes one element as a plain string, so that a file written
+// by baseline learn reads like a hand-written one.
+func (l StringList) MarshalYAML() (any, error) {
+	if len(l) == 1 {
+		return l[0], nil
+	}
+	return []string(l), nil
 }
 
 // BrowserConfig identifies browsers (their reads and uploads are expected).
@@ -209,6 +249,15 @@ func syntaxError(name string, err error) error {
 type parser struct {
 	name string
 	errs []error
+	// classRefs are allowlist classes, checked once the whole file (and so
+	// every sensitive class it defines) has been read.
+	classRefs []classRef
+}
+
+type classRef struct {
+	n     *yaml.Node
+	kpath string
+	name  string
 }
 
 // maxErrors bounds the report for hostile or badly broken files.
@@ -349,6 +398,42 @@ func (p *parser) top(n *yaml.Node, cfg *Config) {
 			p.browsers(v, kp, &cfg.Browsers)
 		}
 	})
+	p.checkClassRefs(cfg)
+}
+
+// checkClassRefs reports allowlist classes that name no class: not a
+// built-in one (while sensitive.use_defaults holds; the built-in names are
+// the same on macOS and Linux, both sets are accepted) and not one the file
+// defines.
+func (p *parser) checkClassRefs(cfg *Config) {
+	if len(p.classRefs) == 0 {
+		return
+	}
+	var known []string
+	if cfg.UseDefaultSensitive() {
+		for _, goos := range []string{"darwin", "linux"} {
+			for _, c := range DefaultSensitive(goos) {
+				if !contains(known, c.Name) {
+					known = append(known, c.Name)
+				}
+			}
+		}
+	}
+	for _, c := range cfg.Sensitive.Classes {
+		if c.Name != "" && !contains(known, c.Name) {
+			known = append(known, c.Name)
+		}
+	}
+	for _, r := range p.classRefs {
+		if contains(known, r.name) {
+			continue
+		}
+		hint := ""
+		if !cfg.UseDefaultSensitive() {
+			hint = "; sensitive.use_defaults is false"
+		}
+		p.errf(r.n, r.kpath, "unknown class %q (known: %s%s)", r.name, strings.Join(known, ", "), hint)
+	}
 }
 
 func (p *parser) sensitive(n *yaml.Node, prefix string, s *SensitiveConfig) {
@@ -554,14 +639,36 @@ func ParseByteSize(s string) (ByteSize, error) {
 func (p *parser) allowlist(n *yaml.Node, kp string, cfg *Config) {
 	p.seq(n, kp, func(_ int, it *yaml.Node, ip string) {
 		var e AllowEntry
-		p.fields(it, ip, []string{"name", "executable", "signing_id", "team_id", "destination", "reason"}, func(k string, v *yaml.Node, kp string) {
+		var signingNode *yaml.Node
+		p.fields(it, ip, []string{"name", "executable", "signing_id", "team_id", "destination", "classes", "reason"}, func(k string, v *yaml.Node, kp string) {
+			switch k {
+			case "destination":
+				e.Destinations = p.stringList(v, kp, "destination", func(s string, n *yaml.Node, ip string) bool {
+					if msg := checkDestination(s); msg != "" {
+						p.errf(n, ip, "%s", msg)
+						return false
+					}
+					return true
+				})
+				return
+			case "classes":
+				e.Classes = p.stringList(v, kp, "class", func(s string, n *yaml.Node, ip string) bool {
+					if msg := checkClassName(s); msg != "" {
+						p.errf(n, ip, "%s", msg)
+						return false
+					}
+					p.classRefs = append(p.classRefs, classRef{n, ip, s})
+					return true
+				})
+				return
+			}
 			s, ok := p.str(v, kp)
 			if !ok {
 				return
 			}
 			switch k {
 			case "name":
-				if err := checkGlob(s); err != nil || strings.Contains(s, "/") {
+				if err := checkGlob(s); err != nil || strings.Contains(s, "/") || s == "" {
 					p.errf(v, kp, "bad process name glob %q", s)
 					return
 				}
@@ -573,15 +680,17 @@ func (p *parser) allowlist(n *yaml.Node, kp string, cfg *Config) {
 				}
 				e.Executable = s
 			case "signing_id":
-				e.SigningID = s
-			case "team_id":
-				e.TeamID = s
-			case "destination":
-				if msg := checkDestination(s); msg != "" {
-					p.errf(v, kp, "%s", msg)
+				if s == "" {
+					p.errf(v, kp, "signing_id must not be empty")
 					return
 				}
-				e.Destination = s
+				e.SigningID, signingNode = s, v
+			case "team_id":
+				if s == "" {
+					p.errf(v, kp, "team_id must not be empty")
+					return
+				}
+				e.TeamID = s
 			case "reason":
 				e.Reason = s
 			}
@@ -593,8 +702,47 @@ func (p *parser) allowlist(n *yaml.Node, kp string, cfg *Config) {
 			p.errf(it, ip, "needs at least one matcher (name, executable, signing_id, team_id or destination)")
 			return
 		}
+		// Any developer can sign a binary with any identifier; only the team
+		// id is Apple's to give. Apple's own code has no team id, so there
+		// the executable path pins it.
+		if signingNode != nil && !hasKey(it, "team_id") && !hasKey(it, "executable") {
+			p.errf(signingNode, ip+".signing_id", "needs team_id (or executable, for Apple code): any signed binary can claim a signing id")
+		}
 		cfg.Allowlist = append(cfg.Allowlist, e)
 	})
+}
+
+// stringList reads one string or a non-empty list of strings, checking each
+// with check (which reports its own problem). what names an element in
+// messages.
+func (p *parser) stringList(v *yaml.Node, kp, what string, check func(s string, n *yaml.Node, ip string) bool) StringList {
+	if v.Kind == yaml.ScalarNode {
+		if s, ok := p.str(v, kp); ok && check(s, v, kp) {
+			return StringList{s}
+		}
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		p.errf(v, kp, "expected a %s or a list of them, got %s", what, describe(v))
+		return nil
+	}
+	if len(v.Content) == 0 {
+		p.errf(v, kp, "at least one %s is required", what)
+		return nil
+	}
+	var out StringList
+	for i, it := range v.Content {
+		it = resolve(it)
+		ip := fmt.Sprintf("%s[%d]", kp, i)
+		if it == nil || isNull(it) {
+			p.errf(v, ip, "expected a %s, got nothing", what)
+			continue
+		}
+		if s, ok := p.str(it, ip); ok && check(s, it, ip) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func checkExecGlob(s string) string {
@@ -628,6 +776,16 @@ func checkDestination(s string) string {
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-_*?[]!^", r)) {
 			return fmt.Sprintf("bad destination %q (use a CIDR, an IP or a host glob such as *.example.com)", s)
+		}
+	}
+	// Host globs are matched label by label (sensor/detect), so each label
+	// must be a glob of its own.
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" {
+			return fmt.Sprintf("bad host glob %q: empty label", s)
+		}
+		if _, err := path.Match(label, ""); err != nil {
+			return fmt.Sprintf("bad host glob %q: a [...] class must not span a dot", s)
 		}
 	}
 	return ""

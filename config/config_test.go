@@ -4,9 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestLoadExample(t *testing.T) {
@@ -32,12 +35,15 @@ func TestLoadExample(t *testing.T) {
 	if len(cfg.Allowlist) != 3 {
 		t.Fatalf("allowlist = %d", len(cfg.Allowlist))
 	}
-	want := AllowEntry{Name: "backupd", Executable: "/usr/local/bin/backupd", Destination: "10.20.0.0/16", Reason: "nightly backup to the NAS"}
-	if cfg.Allowlist[0] != want {
+	want := AllowEntry{Name: "backupd", Executable: "/usr/local/bin/backupd", Destinations: StringList{"10.20.0.0/16"}, Reason: "nightly backup to the NAS"}
+	if !reflect.DeepEqual(cfg.Allowlist[0], want) {
 		t.Errorf("allow 0 = %+v", cfg.Allowlist[0])
 	}
-	if cfg.Allowlist[1].TeamID != "G7HH3F8CAK" || cfg.Allowlist[2].Destination != "*.backup.example.com" {
+	if cfg.Allowlist[1].TeamID != "G7HH3F8CAK" || !reflect.DeepEqual(cfg.Allowlist[2].Destinations, StringList{"*.backup.example.com", "backup.example.com"}) {
 		t.Errorf("allowlist = %+v", cfg.Allowlist)
+	}
+	if got := cfg.Allowlist[2].Classes; !reflect.DeepEqual(got, StringList{"documents", "source_code"}) {
+		t.Errorf("allow 2 classes = %q", got)
 	}
 	if len(cfg.Browsers.Add) != 2 || cfg.Browsers.Add[0] != (BrowserIdentity{Name: "Arc", TeamID: "S6N382Y83G", SigningID: "company.thebrowser.Browser"}) || cfg.Browsers.Add[1].Path != "/usr/lib/librewolf/librewolf" {
 		t.Errorf("browsers = %+v", cfg.Browsers)
@@ -157,10 +163,44 @@ func TestErrors(t *testing.T) {
 		{"bad executable glob", "allowlist:\n  - executable: /usr/bin/[\n",
 			`x.yaml:2: allowlist[0].executable: bad glob "/usr/bin/[": syntax error in pattern`},
 		{"allow unknown", "allowlist:\n  - exe: /usr/bin/rsync\n",
-			"x.yaml:2: allowlist[0].exe: unknown key (known: name, executable, signing_id, team_id, destination, reason)\n" +
+			"x.yaml:2: allowlist[0].exe: unknown key (known: name, executable, signing_id, team_id, destination, classes, reason)\n" +
 				"x.yaml:2: allowlist[0]: needs at least one matcher (name, executable, signing_id, team_id or destination)"},
 		{"allow not string", "allowlist:\n  - team_id: [a]\n",
 			`x.yaml:2: allowlist[0].team_id: expected a string, got a list`},
+		{"signing id alone", "allowlist:\n  - signing_id: com.getdropbox.dropbox\n",
+			`x.yaml:2: allowlist[0].signing_id: needs team_id (or executable, for Apple code): any signed binary can claim a signing id`},
+		{"signing id with name only", "allowlist:\n  - name: Dropbox\n    signing_id: com.getdropbox.dropbox\n",
+			`x.yaml:3: allowlist[0].signing_id: needs team_id (or executable, for Apple code): any signed binary can claim a signing id`},
+		{"empty team id", "allowlist:\n  - team_id: \"\"\n",
+			`x.yaml:2: allowlist[0].team_id: team_id must not be empty`},
+		{"empty name", "allowlist:\n  - name: \"\"\n    executable: /x\n",
+			`x.yaml:2: allowlist[0].name: bad process name glob ""`},
+		{"bad destination in list", "allowlist:\n  - executable: /x\n    destination:\n      - 10.0.0.0/8\n      - 10.0.0.0/33\n",
+			`x.yaml:5: allowlist[0].destination[1]: bad CIDR "10.0.0.0/33"`},
+		{"empty destination list", "allowlist:\n  - executable: /x\n    destination: []\n",
+			`x.yaml:3: allowlist[0].destination: at least one destination is required`},
+		{"destination mapping", "allowlist:\n  - executable: /x\n    destination: {a: b}\n",
+			`x.yaml:3: allowlist[0].destination: expected a destination or a list of them, got a mapping`},
+		{"destination null item", "allowlist:\n  - executable: /x\n    destination: [a.example.com, ~]\n",
+			`x.yaml:3: allowlist[0].destination[1]: expected a destination, got nothing`},
+		{"destination nested list", "allowlist:\n  - executable: /x\n    destination: [[a.example.com]]\n",
+			`x.yaml:3: allowlist[0].destination[0]: expected a string, got a list`},
+		{"empty host label", "allowlist:\n  - executable: /x\n    destination: a..example.com\n",
+			`x.yaml:3: allowlist[0].destination: bad host glob "a..example.com": empty label`},
+		{"class set spans a dot", "allowlist:\n  - executable: /x\n    destination: \"a[.]b.com\"\n",
+			`x.yaml:3: allowlist[0].destination: bad host glob "a[.]b.com": a [...] class must not span a dot`},
+		{"unknown class", "allowlist:\n  - executable: /usr/bin/rsync\n    classes: [documents, sshh]\n",
+			`x.yaml:3: allowlist[0].classes[1]: unknown class "sshh" (known: documents, desktop, downloads, pictures, mail, messages, keychains, browser_stores, password_stores, ssh, gpg, cloud_credentials, dev_tokens, shell_history)`},
+		{"class defined later in the file", "allowlist:\n  - executable: /usr/bin/rsync\n    classes: finance\nsensitive:\n  use_defaults: false\n  classes:\n    - name: payroll\n      paths: [/srv/payroll]\n",
+			`x.yaml:3: allowlist[0].classes: unknown class "finance" (known: payroll; sensitive.use_defaults is false)`},
+		{"built-in class without defaults", "sensitive:\n  use_defaults: false\nallowlist:\n  - executable: /usr/bin/rsync\n    classes: [ssh]\n",
+			`x.yaml:5: allowlist[0].classes[0]: unknown class "ssh" (known: ; sensitive.use_defaults is false)`},
+		{"bad class name", "allowlist:\n  - executable: /usr/bin/rsync\n    classes: [\"My Docs\"]\n",
+			`x.yaml:3: allowlist[0].classes[0]: bad class name "My Docs" (use lower-case letters, digits, _ and -)`},
+		{"classes only", "allowlist:\n  - classes: [documents]\n",
+			`x.yaml:2: allowlist[0]: needs at least one matcher (name, executable, signing_id, team_id or destination)`},
+		{"empty classes", "allowlist:\n  - executable: /x\n    classes: []\n",
+			`x.yaml:3: allowlist[0].classes: at least one class is required`},
 		{"browser no identity", "browsers:\n  add:\n    - name: Arc\n",
 			`x.yaml:3: browsers.add[0]: needs at least one of team_id, signing_id or path`},
 		{"browser bad path", "browsers:\n  add:\n    - name: Arc\n      path: Arc.app\n",
@@ -285,5 +325,58 @@ func TestDocsExampleInSync(t *testing.T) {
 	block, _, ok2 := strings.Cut(rest, "```")
 	if !ok || !ok2 || block != string(ex) {
 		t.Error("docs/config.md example differs from config/testdata/exfilwatch.yaml")
+	}
+}
+
+func TestAllowlistClassesAndDestinations(t *testing.T) {
+	in := `sensitive:
+  classes:
+    - name: finance
+      paths: [~/Finance]
+allowlist:
+  - executable: /usr/bin/rsync
+    destination: [10.0.0.0/8, "*.backup.example.com", 2001:db8::1]
+    classes: [finance, documents]
+  - signing_id: com.apple.curl
+    executable: /usr/bin/curl
+    destination: 192.0.2.7
+    classes: ssh
+`
+	cfg, err := Parse([]byte(in), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []AllowEntry{
+		{Executable: "/usr/bin/rsync", Destinations: StringList{"10.0.0.0/8", "*.backup.example.com", "2001:db8::1"}, Classes: StringList{"finance", "documents"}},
+		{SigningID: "com.apple.curl", Executable: "/usr/bin/curl", Destinations: StringList{"192.0.2.7"}, Classes: StringList{"ssh"}},
+	}
+	if !reflect.DeepEqual(cfg.Allowlist, want) {
+		t.Errorf("allowlist = %+v", cfg.Allowlist)
+	}
+}
+
+// A StringList is written back as a plain string when it has one element,
+// so files written by programs (baseline learn) read like hand-written ones
+// and load again.
+func TestStringListMarshalRoundTrip(t *testing.T) {
+	cfg := Config{Allowlist: []AllowEntry{
+		{Executable: "/usr/bin/rsync", Destinations: StringList{"a.example.com"}, Reason: "one"},
+		{TeamID: "G7HH3F8CAK", Destinations: StringList{"10.0.0.0/8", "b.example.com"}, Classes: StringList{"documents"}},
+	}}
+	b, err := yaml.Marshal(struct {
+		Allowlist []AllowEntry `yaml:"allowlist"`
+	}{cfg.Allowlist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "destination: a.example.com\n") || !strings.Contains(string(b), "classes: documents\n") {
+		t.Errorf("single elements not written as strings:\n%s", b)
+	}
+	back, err := Parse(b, "m.yaml")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(back.Allowlist, cfg.Allowlist) {
+		t.Errorf("round trip: %+v", back.Allowlist)
 	}
 }
