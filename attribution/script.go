@@ -52,16 +52,16 @@ type Script struct {
 type optKind uint8
 
 const (
-	optFlag     optKind = iota
-	optValue            // takes a value that is not the program
-	optInline           // takes the program text as its value
-	optModule           // takes a module name (python -m)
-	optFile             // takes the script path (php -f)
-	optChdir            // takes a directory the script path is relative to (ruby -C)
-	optRest             // takes the rest of its group, possibly empty (perl -i.bak)
-	optDigits           // takes the digits that follow in its group (perl -0777, -l)
-	optCmdFlag          // shells' -c: the first operand is the program
-	optStdinFlag        // shells' -s: the program is read from stdin
+	optFlag      optKind = iota
+	optValue             // takes a value that is not the program
+	optInline            // takes the program text as its value
+	optModule            // takes a module name (python -m)
+	optFile              // takes the script path (php -f)
+	optChdir             // takes a directory the script path is relative to (ruby -C)
+	optRest              // takes the rest of its group, possibly empty (perl -i.bak)
+	optDigits            // takes the digits that follow in its group (perl -0777, -l)
+	optCmdFlag           // shells' -c: the first operand is the program
+	optStdinFlag         // shells' -s: the program is read from stdin
 )
 
 // interpSyntax describes one interpreter's command line.
