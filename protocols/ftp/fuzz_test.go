@@ -1,6 +1,7 @@
 package ftp
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ const (
 	opClient    = iota // feed the next 1..32 client bytes
 	opServer           // feed the next 1..32 server bytes
 	opOpen             // DataOpen on an announced expectation
-	opBytes            // DataBytes
+	opBytes            // DataBytes, or DataPayload when bit 0x40 is set
 	opDataGap          // DataGap
 	opClose            // DataClose
 	opGap              // control-channel Gap
@@ -43,6 +44,8 @@ func seedFromScript(t testing.TB, script string) (client, server, ops []byte) {
 			ops = append(ops, byte(st.id-1)<<3|opOpen)
 		case 'b':
 			ops = append(ops, byte(st.id-1)<<3|opBytes)
+		case 'p':
+			ops = append(ops, byte(st.id-1)<<3|0x40|opBytes)
 		case 'g':
 			ops = append(ops, byte(st.id-1)<<3|opDataGap)
 		case 'x':
@@ -112,8 +115,21 @@ func fuzzRun(t *testing.T, lim Limits, client, server, ops []byte, bytewise bool
 	r := &recorder{}
 	h := r.handler()
 	emitted := map[uint64]bool{}
+	// What each live channel was given per direction (0 to the server):
+	// its payload, and whether some bytes came without content.
+	payload := map[uint64]*[2][]byte{}
+	voided := map[uint64]*[2]bool{}
 	inner := h.Transfer
 	h.Transfer = func(x *Transfer) {
+		if p := payload[x.ExpectationID]; p != nil {
+			i := dirIndex(x.HashToServer)
+			if x.HashValid == voided[x.ExpectationID][i] {
+				t.Fatalf("transfer %d: HashValid %v, but bytes without content %v", x.ExpectationID, x.HashValid, voided[x.ExpectationID][i])
+			}
+			if x.HashValid && x.SHA256 != sha256.Sum256(p[i]) {
+				t.Fatalf("transfer %d: hash of %d bytes wrong", x.ExpectationID, len(p[i]))
+			}
+		}
 		if emitted[x.ExpectationID] {
 			t.Fatalf("transfer %d emitted twice", x.ExpectationID)
 		}
@@ -167,9 +183,35 @@ func fuzzRun(t *testing.T, lim Limits, client, server, ops []byte, bytewise bool
 		case opOpen:
 			s.DataOpen(pick(op), ts)
 		case opBytes:
-			s.DataBytes(pick(op), op&0x20 != 0, int64(n)*1000)
+			id, up := pick(op), op&0x20 != 0
+			live := s.findChan(id) != nil
+			if live && payload[id] == nil {
+				payload[id], voided[id] = new([2][]byte), new([2]bool)
+			}
+			if op&0x40 != 0 {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = byte(ts.UnixMilli()) + byte(i)
+				}
+				if live {
+					payload[id][dirIndex(up)] = append(payload[id][dirIndex(up)], b...)
+				}
+				s.DataPayload(id, up, b)
+			} else {
+				if live {
+					voided[id][dirIndex(up)] = true
+				}
+				s.DataBytes(id, up, int64(n)*1000)
+			}
 		case opDataGap:
-			s.DataGap(pick(op), op&0x20 != 0, int64(n))
+			id, up := pick(op), op&0x20 != 0
+			if s.findChan(id) != nil {
+				if payload[id] == nil {
+					payload[id], voided[id] = new([2][]byte), new([2]bool)
+				}
+				voided[id][dirIndex(up)] = true
+			}
+			s.DataGap(id, up, int64(n))
 		case opClose:
 			s.DataClose(pick(op), ts)
 		case opGap:

@@ -20,7 +20,7 @@ func at(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
 
 // step is one action of a script, done at time at(index).
 type step struct {
-	kind byte // 'C' client bytes, 'S' server bytes, 'o' open, 'b' bytes, 'g' data gap, 'x' close, 'G' control gap, 'E' end
+	kind byte // 'C' client bytes, 'S' server bytes, 'o' open, 'b' bytes, 'p' payload, 'g' data gap, 'x' close, 'G' control gap, 'E' end
 	data []byte
 	dir  protocols.Dir
 	id   uint64
@@ -36,6 +36,7 @@ type step struct {
 //	s "go string"    raw server bytes
 //	open ID | close ID
 //	up ID N | down ID N        DataBytes
+//	upd ID text | downd ID text  DataPayload of text (no CRLF)
 //	dgap ID up|down N          DataGap
 //	gap C|S N                  control-channel Gap
 //	end                        End both directions (server first)
@@ -75,6 +76,9 @@ func parseScript(t testing.TB, script string) []step {
 			steps = append(steps, step{kind: 'x', id: uint64(num(0))})
 		case "up", "down":
 			steps = append(steps, step{kind: 'b', id: uint64(num(0)), up: verb == "up", n: num(1)})
+		case "upd", "downd":
+			_, text, _ := strings.Cut(rest, " ")
+			steps = append(steps, step{kind: 'p', id: uint64(num(0)), up: verb == "upd", data: []byte(text)})
 		case "dgap":
 			steps = append(steps, step{kind: 'g', id: uint64(num(0)), up: f[1] == "up", n: num(2)})
 		case "gap":
@@ -186,6 +190,13 @@ func play(s *Session, steps []step, feed feeder) {
 			s.DataOpen(st.id, ts)
 		case 'b':
 			s.DataBytes(st.id, st.up, st.n)
+		case 'p':
+			// The session must hash in place and keep nothing.
+			b := append([]byte(nil), st.data...)
+			s.DataPayload(st.id, st.up, b)
+			for j := range b {
+				b[j] = '#'
+			}
 		case 'g':
 			s.DataGap(st.id, st.up, st.n)
 		case 'x':

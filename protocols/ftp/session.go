@@ -5,9 +5,9 @@
 // client commands are matched FIFO to server replies and reported as
 // Commands. Data connections are announced as Expectations; the sensor
 // matches real connections to them and reports their bytes back with
-// DataOpen, DataBytes, DataGap and DataClose, and the session emits one
-// Transfer per data transfer. Data-channel contents are never seen here,
-// only counted.
+// DataOpen, DataPayload (or DataBytes), DataGap and DataClose, and the
+// session emits one Transfer per data transfer. Data-channel contents are
+// counted and hashed (SHA-256) in place, never kept.
 //
 // The package does no I/O, no logging, keeps no globals and reads no clock:
 // every time comes from the timestamps the sensor passes in. Hostile input

@@ -141,7 +141,7 @@ func TestVsftpdPassive(t *testing.T) {
 	w := func(l string) time.Time { return when(t, vsftpdPassive, l) }
 	wantX := []Transfer{
 		{ExpectationID: 1, Mode: Passive, Responder: wantExp[0].Responder, Command: "STOR", Filename: "secrets.tar.gz",
-			Upload: true, BytesToServer: 1048576, Start: w("C STOR secrets.tar.gz"), End: w("S 226 Transfer complete."),
+			Upload: true, HashToServer: true, BytesToServer: 1048576, Start: w("C STOR secrets.tar.gz"), End: w("S 226 Transfer complete."),
 			CommandStart: w("C STOR secrets.tar.gz")},
 		{ExpectationID: 2, Mode: Passive, Responder: wantExp[1].Responder, Command: "RETR", Filename: "report.pdf",
 			BytesToClient: 5000, Start: w("C RETR report.pdf"), End: w("close 2"), CommandStart: w("C RETR report.pdf")},
@@ -246,7 +246,7 @@ func TestPureftpdActive(t *testing.T) {
 		}
 	}
 	wantX := []Transfer{
-		{ExpectationID: 1, Mode: Active, Responder: wantExp[0].Responder, Command: "APPE", Filename: "log.txt", Upload: true,
+		{ExpectationID: 1, Mode: Active, Responder: wantExp[0].Responder, Command: "APPE", Filename: "log.txt", Upload: true, HashToServer: true,
 			BytesToServer: 5096, Gap: true, Start: w("open 1"), End: w("S 226 0.002 seconds (measured here), 2.31 Mbytes per second"),
 			CommandStart: w("C APPE log.txt")},
 		{ExpectationID: 2, Mode: Active, Responder: wantExp[1].Responder, Command: "MLSD", Filename: "/pub",

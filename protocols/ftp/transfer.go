@@ -4,6 +4,8 @@
 package ftp
 
 import (
+	"crypto/sha256"
+	"hash"
 	"math"
 	"net/netip"
 	"time"
@@ -70,13 +72,28 @@ type Transfer struct {
 	BytesToClient int64
 	Gap           bool // some bytes were not captured (DataGap): the content is incomplete
 
+	// SHA256 is the SHA-256 of the data in one direction: to the server
+	// for an upload (STOR, STOU, APPE), to the client for the other
+	// commands; for a channel no command claimed (Command ""), to the
+	// server when only that side sent data, else to the client.
+	// HashToServer says which. The hash covers the channel from its first
+	// byte, including bytes that came before the transfer command.
+	SHA256       [32]byte
+	HashToServer bool
+	// HashValid is set when every byte of that direction was hashed: no
+	// gap, and the sensor passed them all to DataPayload (bytes reported
+	// with DataBytes are only counted). An empty direction has a valid
+	// hash, the SHA-256 of nothing.
+	HashValid bool
+
 	Reply        *Reply    // completion reply (226, 250, 426, 451, 550…), nil if none came
 	Start, End   time.Time // min and max of data open, command, replies and data close
 	CommandStart time.Time // zero when Command is ""
 }
 
 // dataChan is one expectation and, once a transfer command claims it, the
-// transfer in progress. A data connection's bytes are only counted.
+// transfer in progress. A data connection's bytes are counted and hashed,
+// never kept.
 type dataChan struct {
 	exp Expectation
 
@@ -95,6 +112,29 @@ type dataChan struct {
 	toClient       int64
 	gap            bool
 	first, last    time.Time
+	hash           [2]dataHash // index dirIndex(toServer)
+}
+
+// dataHash is the running SHA-256 of one direction of a data connection.
+type dataHash struct {
+	h    hash.Hash // nil until the first payload byte
+	lost bool      // bytes were counted that were not hashed: the hash is void
+}
+
+// dirIndex maps toServer to the index of dataChan.hash.
+func dirIndex(toServer bool) int {
+	if toServer {
+		return 0
+	}
+	return 1
+}
+
+// hashDir returns the direction the Transfer's hash covers.
+func (d *dataChan) hashDir() (toServer bool) {
+	if d.bound {
+		return d.upload
+	}
+	return d.toServer > 0 && d.toClient == 0
 }
 
 func (d *dataChan) touch(ts time.Time) {
@@ -114,7 +154,7 @@ func (d *dataChan) touch(ts time.Time) {
 func (d *dataChan) done() bool { return d.bound && d.replied && d.closed }
 
 func (d *dataChan) transfer() *Transfer {
-	return &Transfer{
+	t := &Transfer{
 		ExpectationID: d.exp.ID,
 		Mode:          d.exp.Mode,
 		Responder:     d.exp.Responder,
@@ -130,6 +170,16 @@ func (d *dataChan) transfer() *Transfer {
 		End:           d.last,
 		CommandStart:  d.cmdStart,
 	}
+	t.HashToServer = d.hashDir()
+	if x := &d.hash[dirIndex(t.HashToServer)]; !x.lost {
+		t.HashValid = true
+		if x.h != nil {
+			x.h.Sum(t.SHA256[:0])
+		} else {
+			t.SHA256 = sha256.Sum256(nil)
+		}
+	}
+	return t
 }
 
 // expect records a new expectation and announces it. When the table is
@@ -180,6 +230,9 @@ func (s *Session) bindTransfer(p *pendingCmd) {
 		d.upload = isUpload(p.cmd.Name)
 		d.cmdStart = p.cmd.Start
 		d.touch(p.cmd.Start)
+		// From now on only the transfer's direction is hashed: the other
+		// one's state is released and its hash never reported.
+		d.hash[dirIndex(!d.upload)] = dataHash{lost: true}
 	}
 }
 
@@ -307,26 +360,57 @@ func (s *Session) DataOpen(expID uint64, ts time.Time) {
 	}
 }
 
-// DataBytes adds n unique reassembled bytes seen on the data connection.
-// toServer means from the FTP client host to the FTP server host, whatever
-// the mode. It does not allocate.
+// DataBytes adds n unique reassembled bytes seen on the data connection
+// without their content: they are counted, and that direction's hash is
+// void (Transfer.HashValid false). toServer means from the FTP client host
+// to the FTP server host, whatever the mode. It does not allocate.
 func (s *Session) DataBytes(expID uint64, toServer bool, n int64) {
 	if n <= 0 {
 		return
 	}
 	if d := s.findChan(expID); d != nil {
-		d.opened = true
-		if toServer {
-			d.toServer = addSat(d.toServer, n)
-		} else {
-			d.toClient = addSat(d.toClient, n)
-		}
+		d.count(toServer, n)
+		d.hash[dirIndex(toServer)] = dataHash{lost: true}
+	}
+}
+
+// DataPayload adds the next unique reassembled bytes of the data
+// connection, in stream order: they are counted as DataBytes does and
+// hashed in place (b is not kept). Both directions are hashed until a
+// transfer command claims the channel, then only the transfer's. The
+// first payload of a direction allocates its hash state; the rest does
+// not allocate.
+func (s *Session) DataPayload(expID uint64, toServer bool, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	d := s.findChan(expID)
+	if d == nil {
+		return
+	}
+	d.count(toServer, int64(len(b)))
+	x := &d.hash[dirIndex(toServer)]
+	if x.lost {
+		return
+	}
+	if x.h == nil {
+		x.h = sha256.New()
+	}
+	x.h.Write(b)
+}
+
+func (d *dataChan) count(toServer bool, n int64) {
+	d.opened = true
+	if toServer {
+		d.toServer = addSat(d.toServer, n)
+	} else {
+		d.toClient = addSat(d.toClient, n)
 	}
 }
 
 // DataGap reports n bytes missing from the capture of the data connection:
-// they count in the totals (the peer did send them) and mark the Transfer
-// incomplete.
+// they count in the totals (the peer did send them), mark the Transfer
+// incomplete and void that direction's hash.
 func (s *Session) DataGap(expID uint64, toServer bool, n int64) {
 	if n <= 0 {
 		return

@@ -1,6 +1,7 @@
 package ftp
 
 import (
+	"crypto/sha256"
 	"testing"
 )
 
@@ -329,5 +330,142 @@ func TestDataBytesAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("DataBytes allocates %v times per run", n)
+	}
+}
+
+// The data connection's content hash: which direction, from which byte,
+// and what voids it.
+func TestTransferHash(t *testing.T) {
+	sum := func(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+	tests := []struct {
+		name     string
+		script   string
+		toServer bool
+		valid    bool
+		want     [32]byte
+	}{{
+		name: "bytes before the STOR are hashed with the rest",
+		script: `
+			C PASV
+			S 227 Entering Passive Mode (198,18,0,2,156,64).
+			open 1
+			upd 1 early-
+			C STOR early.bin
+			S 150 Ok to send data.
+			upd 1 late
+			close 1
+			S 226 Transfer complete.
+		`,
+		toServer: true, valid: true, want: sum("early-late"),
+	}, {
+		name: "RETR hashes the download; upload bytes before the command are not mixed in",
+		script: `
+			C PASV
+			S 227 Entering Passive Mode (198,18,0,2,156,64).
+			open 1
+			upd 1 noise
+			C RETR a
+			S 150 Opening BINARY mode data connection.
+			downd 1 file
+			downd 1 -content
+			close 1
+			S 226 Transfer complete.
+		`,
+		toServer: false, valid: true, want: sum("file-content"),
+	}, {
+		name: "a gap voids the hash",
+		script: `
+			C PASV
+			S 227 Entering Passive Mode (198,18,0,2,156,64).
+			C STOR x
+			open 1
+			upd 1 abc
+			dgap 1 up 10
+			upd 1 def
+			close 1
+			S 226 Transfer complete.
+		`,
+		toServer: true, valid: false,
+	}, {
+		name: "a gap in the other direction does not",
+		script: `
+			C PASV
+			S 227 Entering Passive Mode (198,18,0,2,156,64).
+			C STOR x
+			open 1
+			upd 1 abc
+			dgap 1 down 10
+			close 1
+			S 226 Transfer complete.
+		`,
+		toServer: true, valid: true, want: sum("abc"),
+	}, {
+		name: "bytes counted without content void the hash",
+		script: `
+			C PASV
+			S 227 Entering Passive Mode (198,18,0,2,156,64).
+			C APPE x
+			open 1
+			upd 1 abc
+			up 1 5
+			close 1
+			S 226 Transfer complete.
+		`,
+		toServer: true, valid: false,
+	}, {
+		name: "empty upload: the hash of nothing",
+		script: `
+			C PASV
+			S 227 Entering Passive Mode (198,18,0,2,156,64).
+			C STOR empty
+			open 1
+			close 1
+			S 226 Transfer complete.
+		`,
+		toServer: true, valid: true, want: sum(""),
+	}, {
+		name: "unclaimed channel that only uploaded",
+		script: `
+			C PASV
+			S 227 Entering Passive Mode (198,18,0,2,156,64).
+			open 1
+			upd 1 orphan
+			close 1
+			end
+		`,
+		toServer: true, valid: true, want: sum("orphan"),
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := run(t, Limits{}, parseScript(t, tc.script), feedWhole)
+			if len(r.xfers) != 1 {
+				t.Fatalf("%d transfers: %v", len(r.xfers), r.log)
+			}
+			x := r.xfers[0]
+			if x.HashToServer != tc.toServer || x.HashValid != tc.valid {
+				t.Fatalf("HashToServer %v HashValid %v, want %v %v", x.HashToServer, x.HashValid, tc.toServer, tc.valid)
+			}
+			if tc.valid && x.SHA256 != tc.want {
+				t.Errorf("sha256 %x, want %x", x.SHA256, tc.want)
+			}
+		})
+	}
+}
+
+func TestDataPayloadAllocs(t *testing.T) {
+	_, s := run(t, Limits{}, parseScript(t, `
+		C PASV
+		S 227 Entering Passive Mode (198,18,0,2,156,64).
+		C STOR x
+	`), feedWhole)
+	b := make([]byte, 1460)
+	s.DataPayload(1, true, b) // allocates the hash state
+	n := testing.AllocsPerRun(1000, func() {
+		s.DataPayload(1, true, b)
+		s.DataPayload(1, false, b) // the other direction is not hashed once bound
+		s.DataPayload(99, true, b)
+	})
+	if n != 0 {
+		t.Errorf("DataPayload allocates %v times per run", n)
 	}
 }
