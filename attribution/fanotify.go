@@ -18,7 +18,25 @@ type FanotifyOptions struct {
 	// QueueSize bounds the Events channel; 0 means 8192. When the channel
 	// is full, records are dropped and counted (FanotifyStats.Dropped).
 	QueueSize int
+	// Hash says which files to hash (FileAccess.SHA256) on an open for
+	// reading or a close after writing; nil hashes none. It runs on the
+	// event reader for every such event: it must be fast and must not
+	// block (a path-class match).
+	Hash func(path string) bool
+	// MaxHashBytes is the largest file hashed; 0 means DefaultMaxHashBytes.
+	// Larger files get their Size but no hash (FanotifyStats.HashTooLarge).
+	MaxHashBytes int64
 }
+
+// DefaultMaxHashBytes is FanotifyOptions.MaxHashBytes when unset: bigger
+// than documents and key files, small enough that one hash takes tens of
+// milliseconds.
+const DefaultMaxHashBytes = 64 << 20
+
+// hashQueueLen bounds the files waiting for the hash worker (each holds
+// its event's file descriptor); when full, records go out without a hash
+// (FanotifyStats.HashBusy).
+const hashQueueLen = 32
 
 // FanotifyStats are the counters of a Fanotify source.
 type FanotifyStats struct {
@@ -33,6 +51,17 @@ type FanotifyStats struct {
 	Errors uint64
 	// Self is the number of kernel events caused by this process, skipped.
 	Self uint64
+	// Hashed is the number of files hashed (one per kernel event, however
+	// many records it gave).
+	Hashed uint64
+	// HashTooLarge counts files Hash selected but larger than MaxHashBytes
+	// (their records carry Size and no hash).
+	HashTooLarge uint64
+	// HashBusy counts files not hashed because the hash worker's queue was
+	// full.
+	HashBusy uint64
+	// HashErrors counts files whose size or content could not be read.
+	HashErrors uint64
 }
 
 // fanotify ABI constants (include/uapi/linux/fanotify.h), repeated here so

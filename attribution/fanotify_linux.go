@@ -3,8 +3,10 @@
 package attribution
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"strconv"
 	"sync"
@@ -34,7 +36,22 @@ type Fanotify struct {
 	done   chan struct{}
 	closed sync.Once
 
+	hash     func(string) bool
+	maxHash  int64
+	jobs     chan *hashJob // to the hash worker
+	hashDone chan struct{} // closed when the worker has drained jobs
+
 	events, dropped, overflows, errs, selfEvents atomic.Uint64
+	hashed, hashTooLarge, hashBusy, hashErrs     atomic.Uint64
+}
+
+// hashJob is one kernel event whose file is to be hashed: its records,
+// held back until the hash is known, and the event's descriptor, which
+// the worker closes.
+type hashJob struct {
+	fd   int
+	recs [2]FileAccess
+	n    int
 }
 
 // NewFanotify starts a fanotify source on opts.Paths. It fails when a
@@ -52,7 +69,10 @@ func NewFanotify(opts FanotifyOptions) (*Fanotify, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attribution: fanotify_init: %w", err)
 	}
-	f := &Fanotify{fd: fd, ExecEvents: true, self: int32(os.Getpid())}
+	f := &Fanotify{fd: fd, ExecEvents: true, self: int32(os.Getpid()), hash: opts.Hash, maxHash: opts.MaxHashBytes}
+	if f.maxHash <= 0 {
+		f.maxHash = DefaultMaxHashBytes
+	}
 	markFlags := uint(unix.FAN_MARK_ADD | unix.FAN_MARK_MOUNT)
 	if opts.Filesystem {
 		markFlags = unix.FAN_MARK_ADD | unix.FAN_MARK_FILESYSTEM
@@ -69,6 +89,13 @@ func NewFanotify(opts FanotifyOptions) (*Fanotify, error) {
 	}
 	f.out = make(chan FileAccess, qs)
 	f.done = make(chan struct{})
+	// Hashing runs on its own goroutine so that a large file does not
+	// hold up the reader (the kernel queue would overflow and lose other
+	// processes' accesses); the bounded queue keeps the descriptors held
+	// and the delay of held-back records bounded.
+	f.jobs = make(chan *hashJob, hashQueueLen)
+	f.hashDone = make(chan struct{})
+	go f.hashWorker()
 	go f.run()
 	return f, nil
 }
@@ -104,6 +131,11 @@ func (f *Fanotify) Stats() FanotifyStats {
 		Overflows: f.overflows.Load(),
 		Errors:    f.errs.Load(),
 		Self:      f.selfEvents.Load(),
+
+		Hashed:       f.hashed.Load(),
+		HashTooLarge: f.hashTooLarge.Load(),
+		HashBusy:     f.hashBusy.Load(),
+		HashErrors:   f.hashErrs.Load(),
 	}
 }
 
@@ -123,6 +155,10 @@ func (f *Fanotify) Close() error {
 func (f *Fanotify) run() {
 	defer close(f.done)
 	defer close(f.out)
+	defer func() {
+		close(f.jobs)
+		<-f.hashDone // the worker sends its last records before out closes
+	}()
 	buf := make([]byte, 64<<10)
 	pfd := []unix.PollFd{
 		{Fd: int32(f.fd), Events: unix.POLLIN},
@@ -175,30 +211,119 @@ func (f *Fanotify) handle(now time.Time, m fanotifyMeta) {
 		return
 	}
 	fd := int(m.FD)
-	defer unix.Close(fd)
 	if m.PID == f.self {
 		f.selfEvents.Add(1)
+		unix.Close(fd)
 		return
 	}
 	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
 		f.errs.Add(1)
+		unix.Close(fd)
 		return
 	}
+	var size int64
+	regular := false
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		size, regular = st.Size, true
+	}
+	j := hashJob{fd: fd}
+	wantHash := false
 	for _, k := range fanotifyAccesses(m.Mask) {
-		r := FileAccess{
+		// What a process reads, and what it wrote, may leave the host;
+		// what it executes is not content it sends.
+		wantHash = wantHash || k == AccessRead || k == AccessWrite
+		j.recs[j.n] = FileAccess{
 			Time:     now,
 			PID:      m.PID,
 			Path:     path,
 			Access:   k,
 			Modified: k == AccessWrite,
 			Source:   SourceFanotify,
+			Size:     size,
 		}
+		j.n++
+	}
+	if wantHash && f.hash != nil && regular && f.hash(path) {
+		if size > f.maxHash {
+			f.hashTooLarge.Add(1)
+		} else {
+			select {
+			case f.jobs <- &j:
+				return // the worker emits the records and closes fd
+			default:
+				f.hashBusy.Add(1)
+			}
+		}
+	}
+	unix.Close(fd)
+	f.emit(j.recs[:j.n])
+}
+
+func (f *Fanotify) emit(recs []FileAccess) {
+	for _, r := range recs {
 		select {
 		case f.out <- r:
 			f.events.Add(1)
 		default:
 			f.dropped.Add(1)
 		}
+	}
+}
+
+// hashWorker hashes the files queued by handle, in order, and emits their
+// records.
+func (f *Fanotify) hashWorker() {
+	defer close(f.hashDone)
+	buf := make([]byte, 256<<10)
+	h := sha256.New()
+	for j := range f.jobs {
+		n, err := hashFD(j.fd, f.maxHash, buf, h)
+		unix.Close(j.fd)
+		switch {
+		case errors.Is(err, errHashTooLarge):
+			f.hashTooLarge.Add(1) // it grew past the limit since fstat
+		case err != nil:
+			f.hashErrs.Add(1)
+		default:
+			f.hashed.Add(1)
+			var sum [32]byte
+			h.Sum(sum[:0])
+			for i := range j.recs[:j.n] {
+				// The size of what was hashed: the file may have changed
+				// since fstat.
+				j.recs[i].Size, j.recs[i].SHA256, j.recs[i].Hashed = n, sum, true
+			}
+		}
+		f.emit(j.recs[:j.n])
+	}
+}
+
+var errHashTooLarge = errors.New("attribution: file larger than the hash limit")
+
+// hashFD hashes the whole content of fd into h (reset first) by pread
+// from offset 0, so the descriptor's own offset does not matter and the
+// file read is the one the process opened even if its path was replaced.
+// It returns the number of bytes hashed, or errHashTooLarge after max.
+func hashFD(fd int, max int64, buf []byte, h hash.Hash) (int64, error) {
+	h.Reset()
+	var off int64
+	for {
+		n, err := unix.Pread(fd, buf, off)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return off, fmt.Errorf("attribution: fanotify: read for hash: %w", err)
+		}
+		if n == 0 {
+			return off, nil
+		}
+		off += int64(n)
+		if off > max {
+			return off, errHashTooLarge
+		}
+		h.Write(buf[:n])
 	}
 }

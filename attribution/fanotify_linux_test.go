@@ -3,9 +3,15 @@
 package attribution
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +181,150 @@ func TestNewFanotifyErrors(t *testing.T) {
 	}
 	if _, err := NewFanotify(FanotifyOptions{Paths: []string{filepath.Join(t.TempDir(), "missing")}}); err == nil {
 		t.Error("missing path: no error")
+	}
+}
+
+// sha256sumOf runs the real sha256sum on path.
+func sha256sumOf(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command("sha256sum", path).Output()
+	if err != nil {
+		t.Skipf("sha256sum: %v", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) == 0 {
+		t.Fatalf("sha256sum output %q", out)
+	}
+	return f[0]
+}
+
+// Files read by cat and by python3, and written by python3, are hashed
+// from the event's descriptor; the predicate and the size limit are obeyed.
+func TestFanotifyHashLive(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	dir := fanotifyTmpfs(t)
+	secret := filepath.Join(dir, "secret.pdf")
+	big := filepath.Join(dir, "big.tar")
+	plain := filepath.Join(dir, "plain.txt")
+	written := filepath.Join(dir, "written.key")
+	content := make([]byte, 300<<10+17) // several pread buffers' worth, not aligned
+	for i := range content {
+		content[i] = byte(i*7 + i>>9)
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{secret, content}, {big, append(content, 'x')}, {plain, content[:100]}} {
+		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The limit lets secret.pdf through, not big.tar (one byte more).
+	fa, err := NewFanotify(FanotifyOptions{Paths: []string{dir}, QueueSize: 256,
+		Hash:         func(p string) bool { return p != plain },
+		MaxHashBytes: int64(len(content))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fa.Close() })
+
+	catCmd := exec.Command("cat", secret, big, plain)
+	catCmd.Stdout = io.Discard
+	if err := catCmd.Run(); err != nil {
+		t.Fatalf("cat: %v", err)
+	}
+	py := exec.Command(python, "-c", `
+import sys
+data = open(sys.argv[1], "rb").read()
+with open(sys.argv[2], "wb") as f:
+    f.write(data[::-1])
+`, secret, written)
+	if out, err := py.CombinedOutput(); err != nil {
+		t.Fatalf("python3: %v: %s", err, out)
+	}
+	catPID, pyPID := int32(catCmd.Process.Pid), int32(py.Process.Pid)
+
+	type key struct {
+		pid  int32
+		path string
+		kind AccessKind
+	}
+	got := map[key]FileAccess{}
+	want := []key{
+		{catPID, secret, AccessRead}, {catPID, big, AccessRead}, {catPID, plain, AccessRead},
+		{pyPID, secret, AccessRead}, {pyPID, written, AccessWrite},
+	}
+	deadline := time.After(5 * time.Second)
+	for len(got) < len(want) {
+		select {
+		case r := <-fa.Events():
+			k := key{r.PID, r.Path, r.Access}
+			for _, w := range want {
+				if w == k {
+					got[k] = r
+				}
+			}
+		case <-deadline:
+			t.Fatalf("timed out; got %v, stats %+v", got, fa.Stats())
+		}
+	}
+	check := func(k key, hashed bool, size int64) {
+		t.Helper()
+		r := got[k]
+		if r.Hashed != hashed || r.Size != size {
+			t.Errorf("%v: Hashed %v Size %d, want %v %d", k, r.Hashed, r.Size, hashed, size)
+		}
+		if hashed {
+			if sum := hex.EncodeToString(r.SHA256[:]); sum != sha256sumOf(t, k.path) {
+				t.Errorf("%v: sha256 %s, sha256sum says %s", k, sum, sha256sumOf(t, k.path))
+			}
+		} else if r.SHA256 != ([32]byte{}) {
+			t.Errorf("%v: hash without Hashed", k)
+		}
+	}
+	n := int64(len(content))
+	check(want[0], true, n)
+	check(want[1], false, n+1) // over the limit: size only
+	check(want[2], false, 100) // not selected
+	check(want[3], true, n)
+	check(want[4], true, n)
+	st := fa.Stats()
+	if st.Hashed < 3 || st.HashTooLarge == 0 || st.HashErrors != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// hashFD reads from offset 0 whatever the descriptor's offset, and stops
+// at the limit.
+func TestHashFD(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	data := []byte("0123456789abcdef")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Seek(fd, 5, 0); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, err := hashFD(fd, 16, make([]byte, 3), h)
+	if err != nil || n != 16 {
+		t.Fatalf("hashFD = %d, %v", n, err)
+	}
+	if want := sha256.Sum256(data); !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Errorf("hash differs")
+	}
+	if _, err := hashFD(fd, 15, make([]byte, 4), h); !errors.Is(err, errHashTooLarge) {
+		t.Errorf("limit 15: err %v", err)
+	}
+	if _, err := hashFD(-1, 15, make([]byte, 4), h); err == nil {
+		t.Error("bad fd: no error")
 	}
 }

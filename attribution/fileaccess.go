@@ -48,6 +48,17 @@ func (k AccessKind) String() string {
 	return "unknown"
 }
 
+// ParseAccessKind is the inverse of AccessKind.String; ok is false for a
+// name it does not know.
+func ParseAccessKind(s string) (k AccessKind, ok bool) {
+	for k := AccessRead; k <= AccessClose; k++ {
+		if k.String() == s {
+			return k, true
+		}
+	}
+	return AccessUnknown, s == "unknown"
+}
+
 // Sources of file-access and process records.
 const (
 	SourceEslogger = "eslogger"
@@ -74,6 +85,17 @@ type FileAccess struct {
 	// Source is where the record came from: SourceEslogger, SourceFanotify
 	// or SourceJournal.
 	Source string
+	// Size is the file's size in bytes when the access was seen (fstat of
+	// the event's file descriptor). 0 means empty or unknown: sources that
+	// cannot see the file (eslogger) leave it 0, and an empty file has
+	// nothing worth matching.
+	Size int64
+	// SHA256 is the content's SHA-256 when Hashed: read from the file the
+	// process had open, not from the path, which may have been replaced
+	// since. Only files the source was asked to hash and not larger than
+	// its limit are (FanotifyOptions.Hash, MaxHashBytes).
+	SHA256 [32]byte
+	Hashed bool
 }
 
 // Process event kinds.

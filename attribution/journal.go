@@ -2,12 +2,14 @@ package attribution
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -15,8 +17,9 @@ import (
 // The host journal: what the host side observed during a live run, written
 // beside the packet capture by `run --record DIR` so that `replay DIR`
 // reproduces the same attributed events offline. One JSON object per line;
-// docs/journal.md documents the record types. Later issues add file-access
-// records; a reader skips record types it does not know.
+// docs/journal.md documents the record types. A reader skips record types
+// it does not know, and fields are only ever added, so the version stays 1
+// while a journal written by a newer exfilwatch still reads here.
 
 // JournalVersion is written in the header record.
 const JournalVersion = 1
@@ -26,6 +29,7 @@ const (
 	RecHeader      = "header"
 	RecAttribution = "attribution"
 	RecFileAccess  = "file_access"
+	RecProcess     = "process"
 )
 
 // JournalRecord is one line of the journal.
@@ -33,8 +37,11 @@ type JournalRecord struct {
 	Type string    `json:"type"`
 	Time time.Time `json:"time"`
 	// header
-	Version   int      `json:"version,omitempty"`
-	Host      string   `json:"host,omitempty"`
+	Version int    `json:"version,omitempty"`
+	Host    string `json:"host,omitempty"`
+	// OS is runtime.GOOS of the recording host ("linux", "darwin"); ""
+	// in journals written before it was recorded.
+	OS        string   `json:"os,omitempty"`
 	Interface string   `json:"interface,omitempty"`
 	LocalNets []string `json:"local_nets,omitempty"`
 	// attribution
@@ -42,20 +49,87 @@ type JournalRecord struct {
 	Result *JournalResult `json:"result,omitempty"`
 	// file_access
 	File *JournalFileAccess `json:"file,omitempty"`
+	// process
+	Event *JournalProcessEvent `json:"event,omitempty"`
 }
 
 // JournalFileAccess is a FileAccess as written in the journal, with the
 // process as it was described when the access was seen.
 type JournalFileAccess struct {
-	PID        int32    `json:"pid"`
-	PIDVersion int32    `json:"pidversion,omitempty"`
-	Path       string   `json:"path"`
-	DestPath   string   `json:"dest_path,omitempty"`
-	Access     string   `json:"access"`
-	Modified   bool     `json:"modified,omitempty"`
-	Result     int      `json:"result,omitempty"`
-	Source     string   `json:"source"`
-	Process    *Process `json:"process,omitempty"`
+	PID        int32  `json:"pid"`
+	PIDVersion int32  `json:"pidversion,omitempty"`
+	Path       string `json:"path"`
+	DestPath   string `json:"dest_path,omitempty"`
+	Access     string `json:"access"`
+	Modified   bool   `json:"modified,omitempty"`
+	Result     int    `json:"result,omitempty"`
+	Source     string `json:"source"`
+	// Size is FileAccess.Size, SHA256 its hash in lower-case hex, present
+	// only when the file was hashed.
+	Size    int64    `json:"size,omitempty"`
+	SHA256  string   `json:"sha256,omitempty"`
+	Process *Process `json:"process,omitempty"`
+}
+
+// FileAccess returns the record as a FileAccess at time t (the record's
+// time). A bad access name or hash is an error: the journal is the
+// sensor's own output.
+func (f *JournalFileAccess) FileAccess(t time.Time) (FileAccess, error) {
+	k, ok := ParseAccessKind(f.Access)
+	if !ok {
+		return FileAccess{}, fmt.Errorf("file_access %s: unknown access %q", f.Path, f.Access)
+	}
+	fa := FileAccess{Time: t, PID: f.PID, PIDVersion: f.PIDVersion, Path: f.Path, DestPath: f.DestPath,
+		Access: k, Modified: f.Modified, Result: f.Result, Source: f.Source, Size: f.Size}
+	if f.SHA256 != "" {
+		if len(f.SHA256) != 2*len(fa.SHA256) {
+			return FileAccess{}, fmt.Errorf("file_access %s: sha256 %q is not 64 hex digits", f.Path, f.SHA256)
+		}
+		if _, err := hex.Decode(fa.SHA256[:], []byte(f.SHA256)); err != nil {
+			return FileAccess{}, fmt.Errorf("file_access %s: sha256: %w", f.Path, err)
+		}
+		fa.Hashed = true
+	}
+	return fa, nil
+}
+
+// JournalProcessEvent is a ProcessEvent as written in the journal (the
+// record's time is the event's).
+type JournalProcessEvent struct {
+	Kind                  string   `json:"kind"`
+	PID                   int32    `json:"pid"`
+	PPID                  int32    `json:"ppid,omitempty"`
+	PIDVersion            int32    `json:"pidversion,omitempty"`
+	PrevPIDVersion        int32    `json:"prev_pidversion,omitempty"`
+	Process               *Process `json:"process,omitempty"`
+	SigningID             string   `json:"signing_id,omitempty"`
+	TeamID                string   `json:"team_id,omitempty"`
+	PlatformBinary        bool     `json:"platform_binary,omitempty"`
+	CodesigningFlags      uint32   `json:"codesigning_flags,omitempty"`
+	Script                string   `json:"script,omitempty"`
+	ResponsiblePID        int32    `json:"responsible_pid,omitempty"`
+	ResponsiblePIDVersion int32    `json:"responsible_pidversion,omitempty"`
+	ExitStatus            int      `json:"exit_status,omitempty"`
+	ChildPID              int32    `json:"child_pid,omitempty"`
+	ChildPIDVersion       int32    `json:"child_pidversion,omitempty"`
+	Source                string   `json:"source,omitempty"`
+}
+
+func toJournalProcess(ev *ProcessEvent) *JournalProcessEvent {
+	return &JournalProcessEvent{Kind: ev.Kind, PID: ev.PID, PPID: ev.PPID, PIDVersion: ev.PIDVersion,
+		PrevPIDVersion: ev.PrevPIDVersion, Process: ev.Process, SigningID: ev.SigningID, TeamID: ev.TeamID,
+		PlatformBinary: ev.PlatformBinary, CodesigningFlags: ev.CodesigningFlags, Script: ev.Script,
+		ResponsiblePID: ev.ResponsiblePID, ResponsiblePIDVersion: ev.ResponsiblePIDVersion,
+		ExitStatus: ev.ExitStatus, ChildPID: ev.ChildPID, ChildPIDVersion: ev.ChildPIDVersion, Source: ev.Source}
+}
+
+// ProcessEvent returns the record as a ProcessEvent at time t.
+func (e *JournalProcessEvent) ProcessEvent(t time.Time) ProcessEvent {
+	return ProcessEvent{Time: t, Kind: e.Kind, PID: e.PID, PPID: e.PPID, PIDVersion: e.PIDVersion,
+		PrevPIDVersion: e.PrevPIDVersion, Process: e.Process, SigningID: e.SigningID, TeamID: e.TeamID,
+		PlatformBinary: e.PlatformBinary, CodesigningFlags: e.CodesigningFlags, Script: e.Script,
+		ResponsiblePID: e.ResponsiblePID, ResponsiblePIDVersion: e.ResponsiblePIDVersion,
+		ExitStatus: e.ExitStatus, ChildPID: e.ChildPID, ChildPIDVersion: e.ChildPIDVersion, Source: e.Source}
 }
 
 // JournalFlow identifies the flow a lookup was for.
@@ -100,7 +174,7 @@ type JournalWriter struct {
 }
 
 // CreateJournal creates (truncates) a journal file, mode 0600: it names
-// processes and their arguments.
+// processes and their arguments. header.OS defaults to runtime.GOOS.
 func CreateJournal(path string, header JournalRecord) (*JournalWriter, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -108,6 +182,9 @@ func CreateJournal(path string, header JournalRecord) (*JournalWriter, error) {
 	}
 	j := &JournalWriter{f: f, w: bufio.NewWriter(f)}
 	header.Type, header.Version = RecHeader, JournalVersion
+	if header.OS == "" {
+		header.OS = runtime.GOOS
+	}
 	j.write(&header)
 	return j, j.err
 }
@@ -134,10 +211,22 @@ func (j *JournalWriter) Attribution(q Request, r Result, at time.Time) {
 // FileAccess records one file access and the process that made it (nil
 // when it could not be described).
 func (j *JournalWriter) FileAccess(fa FileAccess, p *Process) {
+	rec := &JournalFileAccess{PID: fa.PID, PIDVersion: fa.PIDVersion, Path: fa.Path, DestPath: fa.DestPath,
+		Access: fa.Access.String(), Modified: fa.Modified, Result: fa.Result, Source: fa.Source, Size: fa.Size, Process: p}
+	if fa.Hashed {
+		rec.SHA256 = hex.EncodeToString(fa.SHA256[:])
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.write(&JournalRecord{Type: RecFileAccess, Time: fa.Time.UTC(), File: &JournalFileAccess{PID: fa.PID, PIDVersion: fa.PIDVersion,
-		Path: fa.Path, DestPath: fa.DestPath, Access: fa.Access.String(), Modified: fa.Modified, Result: fa.Result, Source: fa.Source, Process: p}})
+	j.write(&JournalRecord{Type: RecFileAccess, Time: fa.Time.UTC(), File: rec})
+}
+
+// ProcessEvent records a process exec, fork or exit (eslogger on macOS).
+func (j *JournalWriter) ProcessEvent(ev ProcessEvent) {
+	rec := &JournalRecord{Type: RecProcess, Time: ev.Time.UTC(), Event: toJournalProcess(&ev)}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.write(rec)
 }
 
 // Flush writes buffered records to the file.
@@ -168,8 +257,10 @@ type Journal struct {
 	Header JournalRecord
 	byFlow map[journalKey][]JournalRecord
 	// Files are the file-access records, in order.
-	Files   []JournalRecord
-	Skipped int // lines of unknown type (records added by later versions)
+	Files []JournalRecord
+	// Processes are the process records (exec, fork, exit), in order.
+	Processes []ProcessEvent
+	Skipped   int // lines of unknown type (records added by later versions)
 }
 
 type journalKey struct {
@@ -223,7 +314,20 @@ func readJournal(r io.Reader, name string) (*Journal, error) {
 			if rec.File == nil || rec.File.Path == "" {
 				return nil, fmt.Errorf("%s line %d: file_access record without a path", name, line)
 			}
+			// A malformed hash is damage; an access name this version does
+			// not know may come from a newer one, and FileAccess reports it
+			// to whoever converts the record.
+			if h := rec.File.SHA256; h != "" {
+				if _, err := hex.DecodeString(h); err != nil || len(h) != 64 {
+					return nil, fmt.Errorf("%s line %d: file_access sha256 %q is not 64 hex digits", name, line, h)
+				}
+			}
 			j.Files = append(j.Files, rec)
+		case RecProcess:
+			if rec.Event == nil || rec.Event.Kind == "" {
+				return nil, fmt.Errorf("%s line %d: process record without an event kind", name, line)
+			}
+			j.Processes = append(j.Processes, rec.Event.ProcessEvent(rec.Time))
 		default:
 			j.Skipped++
 		}

@@ -15,11 +15,16 @@ type fileWatch struct {
 	once  sync.Once
 }
 
-func startFileWatch(paths []string, j *attribution.JournalWriter) (*fileWatch, error) {
+// startFileWatch watches the filesystems holding paths. Files for which
+// hash returns true (nil: none) and not larger than maxHash bytes (0: the
+// fanotify default) are hashed when read or written; the journal gets
+// their size and hash with the access.
+func startFileWatch(paths []string, j *attribution.JournalWriter, hash func(path string) bool, maxHash int64) (*fileWatch, error) {
 	// Mark whole filesystems, not mounts: a process in another mount
 	// namespace (a container, ip netns exec) reaches the same files
 	// through another mount.
-	fan, err := attribution.NewFanotify(attribution.FanotifyOptions{Paths: paths, Filesystem: true})
+	fan, err := attribution.NewFanotify(attribution.FanotifyOptions{Paths: paths, Filesystem: true,
+		Hash: hash, MaxHashBytes: maxHash})
 	if err != nil {
 		return nil, err
 	}
