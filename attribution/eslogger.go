@@ -273,6 +273,13 @@ func (p *EsloggerParser) event(name string, body json.RawMessage, env *esEnvelop
 	fa := func(path string, k AccessKind) *FileAccess {
 		r := &FileAccess{Time: t, PID: tok.PID, PIDVersion: tok.PIDVersion,
 			Path: path, Access: k, Source: SourceEslogger}
+		// The envelope describes the process that made the access; the
+		// detector needs its parent, group and signature for lineage.
+		if env.Process != nil {
+			if pe, err := processEvent("", t, env.Process, tok); err == nil {
+				r.Process = pe.Process
+			}
+		}
 		if a := env.Action; a != nil && a.Result != nil && a.Result.ResultType == 0 && a.Result.Result != nil {
 			r.Result = a.Result.Result.Auth
 		}

@@ -193,6 +193,12 @@ func TestEsloggerFixtures(t *testing.T) {
 			t.Errorf("%s: time %v, want %v", f.name, fa.Time, w.Time)
 		}
 		fa.Time = w.Time
+		// The envelope's process travels with the access: check it, then
+		// compare the rest.
+		if fa.Process == nil || fa.Process.PID != 4242 || fa.Process.PIDVersion != 9001 || fa.Process.Executable == "" {
+			t.Errorf("%s: process %+v", f.name, fa.Process)
+		}
+		fa.Process = nil
 		if *fa != w {
 			t.Errorf("%s: got %+v, want %+v", f.name, *fa, w)
 		}

@@ -96,6 +96,10 @@ type FileAccess struct {
 	// its limit are (FanotifyOptions.Hash, MaxHashBytes).
 	SHA256 [32]byte
 	Hashed bool
+	// Process describes the process as the source saw it at the access
+	// (eslogger's event process: executable, parent, group, signature);
+	// nil when the source does not describe it (fanotify gives a pid only).
+	Process *Process
 }
 
 // Process event kinds.

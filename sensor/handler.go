@@ -133,7 +133,7 @@ func (h *handler) Data(f *flows.Flow, dir protocols.Dir, b []byte, ts time.Time)
 		h.s().cur = f
 		st.stream.Feed(dir, b, ts)
 	case protoFTPData:
-		st.ctl.s.DataBytes(st.expID, st.toServer(dir), int64(len(b)))
+		st.ctl.s.DataPayload(st.expID, st.toServer(dir), b)
 	case protoUnknown:
 		h.s().sniffData(f, st, dir, b, ts)
 	}

@@ -94,6 +94,10 @@ type Counters struct {
 	// connections whose lookup had not answered within AttributionWait.
 	EventsDeferred      uint64
 	AttributionTimeouts uint64
+	// DNSResponses were read from UDP port 53 and emitted; DNSMalformed
+	// were skipped because they did not parse (sensor/dns.go).
+	DNSResponses uint64
+	DNSMalformed uint64
 }
 
 // Stats is a snapshot of every counter of the pipeline.
@@ -181,6 +185,7 @@ func (s *Sensor) Frame(fr *capture.Frame) {
 	}
 	defer s.recoverFlow()
 	s.table.Packet(&s.pkt)
+	s.dnsPacket()
 }
 
 func (s *Sensor) recoverFlow() {

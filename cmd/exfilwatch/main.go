@@ -69,6 +69,7 @@ func newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			replayCommand(),
+			baselineCommand(),
 			runCommand(),
 			{
 				Name:  "version",

@@ -128,7 +128,7 @@ func runAction(c *cli.Context) error {
 			src.Close()
 			return errors.New("run: --watch-path needs --record (file accesses go to the host journal)")
 		}
-		files, err = startFileWatch(paths, rec.journal)
+		files, err = startFileWatch(paths, rec.journal, nil, 0)
 		if err != nil {
 			src.Close()
 			return fmt.Errorf("run: --watch-path: %w", err)

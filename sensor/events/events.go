@@ -86,6 +86,7 @@ type Sink interface {
 // Counts tallies events by dataset.
 type Counts struct {
 	HTTP, FTPCommands, FTPData, Flows uint64
+	DNS                               uint64
 }
 
 // Dir re-exports the stream direction for Flow indexes.

@@ -8,6 +8,7 @@ const (
 	KindFTP
 	KindFTPData
 	KindFlow
+	KindDNS
 )
 
 // Record holds any one event by value, for code that queues events (the
@@ -18,6 +19,7 @@ type Record struct {
 	FTP     FTPCommand
 	FTPData FTPData
 	Flow    Flow
+	DNS     *DNS // a pointer: DNS events are rare, and Record is copied by value
 }
 
 // Deliver hands the event to a sink.
@@ -31,6 +33,10 @@ func (r *Record) Deliver(s Sink) {
 		s.FTPData(&r.FTPData)
 	case KindFlow:
 		s.Flow(&r.Flow)
+	case KindDNS:
+		if d, ok := s.(DNSSink); ok && r.DNS != nil {
+			d.DNS(r.DNS)
+		}
 	}
 }
 
@@ -44,6 +50,11 @@ func (r *Record) Conns() (a, b *Conn) {
 		return &r.FTP.Conn, nil
 	case KindFTPData:
 		return &r.FTPData.Conn, &r.FTPData.Control
+	case KindDNS:
+		if r.DNS != nil {
+			return &r.DNS.Conn, nil
+		}
+		return nil, nil
 	}
 	return &r.Flow.Conn, nil
 }

@@ -111,6 +111,9 @@ func (t *TextWriter) FTPData(ev *FTPData) {
 		dir, n = "upload", x.BytesToServer
 	}
 	s := fmt.Sprintf("%s %s  %s %s %d B", x.Command, x.Filename, x.Mode, dir, n)
+	if x.HashValid && x.HashToServer == x.Upload && n > 0 {
+		s += fmt.Sprintf(" sha256 %x…", x.SHA256[:6])
+	}
 	if x.Reply != nil {
 		s += " -> " + strconv.Itoa(x.Reply.Code)
 	}

@@ -512,6 +512,18 @@ func (j *JSONWriter) FTPData(ev *FTPData) {
 		writeReply(e, "reply", t.Reply)
 	}
 	e.close()
+	if hashed := t.BytesToClient; t.HashValid {
+		if t.HashToServer {
+			hashed = t.BytesToServer
+		}
+		if hashed > 0 {
+			e.open("file")
+			e.open("hash")
+			e.hex("sha256", t.SHA256[:])
+			e.close()
+			e.close()
+		}
+	}
 	e.open("exfilwatch")
 	flowRef(e, &ev.Conn, j.Source)
 	e.open("ftp_data")
