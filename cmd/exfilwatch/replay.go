@@ -16,6 +16,7 @@ import (
 	"exfilwatch/attribution"
 	"exfilwatch/sensor"
 	"exfilwatch/sensor/capture"
+	"exfilwatch/sensor/detect"
 	"exfilwatch/sensor/events"
 )
 
@@ -34,8 +35,19 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{
 				Name:    "events",
 				Aliases: []string{"e"},
-				Value:   "-",
-				Usage:   "write events as JSON Lines to `FILE` (\"-\" for stdout); the file is created or truncated",
+				Usage:   "also write every event (HTTP transaction, FTP command and transfer, connection) to `FILE` (\"-\" for stdout); the file is created or truncated",
+			},
+			&cli.StringFlag{
+				Name:  "eslogger",
+				Usage: "read file accesses and process events from eslogger JSON Lines in `FILE` (macOS Endpoint Security, e.g. `eslogger exec fork exit open close rename > es.jsonl`); implies --platform darwin",
+			},
+			&cli.BoolFlag{
+				Name:  "explain",
+				Usage: "write one line per upload judged to stderr: what was decided and why (a finding, a browser, no sensitive read, allowlisted…)",
+			},
+			&cli.StringFlag{
+				Name:  "platform",
+				Usage: "the host the data comes from: darwin (rule AN0425) or linux (AN0424); default: from the recording's journal, darwin with --eslogger, else linux",
 			},
 			&cli.StringFlag{
 				Name:  "format",
@@ -50,7 +62,7 @@ func replayCommand() *cli.Command {
 				Name:  "no-summary",
 				Usage: "do not write the end-of-run summary to stderr",
 			},
-		}, limitFlags()...),
+		}, append(detectFlags("-"), limitFlags()...)...),
 		Action: replayAction,
 	}
 }
@@ -105,7 +117,7 @@ func configFrom(c *cli.Context) (sensor.Config, error) {
 
 func replayAction(c *cli.Context) error {
 	if c.NArg() == 0 {
-		return errors.New("replay: no capture file given (usage: exfilwatch replay [--events FILE] CAPTURE…)")
+		return errors.New("replay: no capture file given (usage: exfilwatch replay [--findings FILE] [--events FILE] CAPTURE|DIR…)")
 	}
 	cfg, err := configFrom(c)
 	if err != nil {
@@ -115,11 +127,41 @@ func replayAction(c *cli.Context) error {
 	if format != "json" && format != "text" {
 		return fmt.Errorf("replay: --format %q: want json or text", format)
 	}
-	out, closeOut, err := openOutput(c.String("events"))
-	if err != nil {
-		return fmt.Errorf("replay: --events: %w", err)
+	platform := c.String("platform")
+	if platform != "" && platform != "darwin" && platform != "linux" {
+		return fmt.Errorf("replay: --platform %q: want darwin or linux", platform)
 	}
-	w := newEventWriter(format, out)
+	ruleCfg, err := loadRuleConfig(c)
+	if err != nil {
+		return fmt.Errorf("replay: --config: %w", err)
+	}
+	var esRecs []hostRecord
+	if p := c.String("eslogger"); p != "" {
+		recs, bad, err := readEsloggerFile(p)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		if bad > 0 {
+			logger.Warn().Str("file", p).Int("bad_lines", bad).Msg("eslogger lines skipped")
+		}
+		esRecs = recs
+		if platform == "" {
+			platform = "darwin"
+		}
+	}
+	fw, closeFindings, err := findingsOutput(c)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	var w eventWriter = &countingEvents{}
+	closeOut := func() error { return nil }
+	if p := c.String("events"); p != "" {
+		out, cl, err := openOutput(p)
+		if err != nil {
+			return fmt.Errorf("replay: --events: %w", err)
+		}
+		w, closeOut = newEventWriter(format, out), cl
+	}
 	if p := c.String("cpuprofile"); p != "" {
 		stop, err := startCPUProfile(p)
 		if err != nil {
@@ -130,17 +172,38 @@ func replayAction(c *cli.Context) error {
 	sum := newSummary()
 	failed := 0
 	for _, path := range c.Args().Slice() {
-		fcfg, deps, capPath, err := replayInputs(path, cfg, w)
+		in, err := replayInputs(path, cfg, w)
 		if err != nil {
 			failed++
 			sum.filesFailed++
 			logger.Error().Str("file", path).Msg(err.Error())
 			continue
 		}
-		if err := replayFile(capPath, fcfg, deps, w, sum); err != nil {
+		goos := platform
+		if goos == "" {
+			goos = in.goos
+		}
+		opt, err := detectorOptions(ruleCfg, goos)
+		if err != nil {
+			return fmt.Errorf("replay: --config: %w", err)
+		}
+		if c.Bool("explain") {
+			opt.OnVerdict = explainVerdict(os.Stderr)
+		}
+		var out detect.FindingSink
+		if fw != nil {
+			out = fw
+		}
+		d := detect.New(opt, w, out)
+		d.SetSource(in.capPath)
+		in.deps.Sink = d
+		feed := &hostFeed{recs: append(append([]hostRecord(nil), in.host...), esRecs...), d: d}
+		feed.sort()
+		if err := replayFile(in.capPath, in.cfg, in.deps, w, sum, feed); err != nil {
 			failed++
 			logger.Error().Str("file", path).Msg(err.Error())
 		}
+		sum.addDetect(d.Stats())
 	}
 	if err := w.Flush(); err != nil {
 		logger.Error().Err(err).Str("events", c.String("events")).Msg("writing events failed")
@@ -148,6 +211,16 @@ func replayAction(c *cli.Context) error {
 	}
 	if err := closeOut(); err != nil {
 		logger.Error().Err(err).Str("events", c.String("events")).Msg("closing events file failed")
+		failed++
+	}
+	if fw != nil {
+		if err := fw.Err(); err != nil {
+			logger.Error().Err(err).Str("findings", c.String("findings")).Msg("writing findings failed")
+			failed++
+		}
+	}
+	if err := closeFindings(); err != nil {
+		logger.Error().Err(err).Str("findings", c.String("findings")).Msg("closing findings file failed")
 		failed++
 	}
 	sum.counts = w.counts()
@@ -180,36 +253,52 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// replayFile decodes one capture. Events decoded before a damaged record are
-// kept: the sensor is flushed whatever happens.
+// replayInput is what one command-line argument expands to.
+type replayInput struct {
+	cfg     sensor.Config
+	deps    sensor.Deps
+	capPath string
+	host    []hostRecord // the journal's file accesses and process events
+	goos    string       // the recording host's platform ("" when unknown)
+}
+
 // replayInputs sees whether path is a recording directory: its capture is
-// then replayed with its journal's attributions and local networks.
-func replayInputs(path string, cfg sensor.Config, w eventWriter) (sensor.Config, sensor.Deps, string, error) {
-	deps := sensor.Deps{Sink: w}
+// then replayed with its journal's attributions, host records and local
+// networks.
+func replayInputs(path string, cfg sensor.Config, w eventWriter) (replayInput, error) {
+	in := replayInput{cfg: cfg, deps: sensor.Deps{Sink: w}, capPath: path, goos: "linux"}
 	st, err := os.Stat(path)
 	if err != nil || !st.IsDir() {
-		return cfg, deps, path, nil // capture.Open reports what is wrong
+		return in, nil // capture.Open reports what is wrong
 	}
 	capPath := filepath.Join(path, recordCapture)
 	if _, err := os.Stat(capPath); err != nil {
-		return cfg, deps, path, fmt.Errorf("%s: is a directory without %s (not a run --record directory)", path, recordCapture)
+		return in, fmt.Errorf("%s: is a directory without %s (not a run --record directory)", path, recordCapture)
 	}
 	j, err := attribution.ReadJournal(filepath.Join(path, recordJournal))
 	if err != nil {
-		return cfg, deps, path, fmt.Errorf("%s: %w", path, err)
+		return in, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(cfg.LocalNets) == 0 {
+	if len(in.cfg.LocalNets) == 0 {
 		for _, n := range j.Header.LocalNets {
 			if p, err := netip.ParsePrefix(n); err == nil {
-				cfg.LocalNets = append(cfg.LocalNets, p)
+				in.cfg.LocalNets = append(in.cfg.LocalNets, p)
 			}
 		}
 	}
-	deps.Attributor = j.Attributor()
-	return cfg, deps, capPath, nil
+	if j.Header.OS != "" {
+		in.goos = j.Header.OS
+	}
+	in.deps.Attributor = j.Attributor()
+	in.capPath = capPath
+	in.host = journalRecords(j)
+	return in, nil
 }
 
-func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter, sum *summary) error {
+// replayFile decodes one capture, handing the host records to the detector
+// as the packets' clock passes them. Events decoded before a damaged record
+// are kept: the sensor is flushed whatever happens.
+func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter, sum *summary, feed *hostFeed) error {
 	f, err := capture.Open(path)
 	if err != nil {
 		sum.filesFailed++
@@ -228,10 +317,18 @@ func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter,
 			}
 			break
 		}
+		if feed != nil {
+			feed.advance(fr.Timestamp)
+			feed.d.Tick(fr.Timestamp)
+		}
 		s.Frame(&fr)
 	}
 	src.Close()
 	s.Flush()
+	if feed != nil {
+		feed.rest()
+		feed.d.Flush()
+	}
 	sum.add(path, f, s.Stats())
 	if readErr != nil {
 		sum.filesFailed++
@@ -269,6 +366,17 @@ type textEvents struct {
 
 func (textEvents) setSource(string)        {}
 func (t textEvents) counts() events.Counts { return t.t.Counts }
+
+// countingEvents counts events without writing them (no --events).
+type countingEvents struct{ c events.Counts }
+
+func (e *countingEvents) HTTP(*events.HTTP)             { e.c.HTTP++ }
+func (e *countingEvents) FTPCommand(*events.FTPCommand) { e.c.FTPCommands++ }
+func (e *countingEvents) FTPData(*events.FTPData)       { e.c.FTPData++ }
+func (e *countingEvents) Flow(*events.Flow)             { e.c.Flows++ }
+func (e *countingEvents) Flush() error                  { return nil }
+func (e *countingEvents) setSource(string)              {}
+func (e *countingEvents) counts() events.Counts         { return e.c }
 
 func newEventWriter(format string, w io.Writer) eventWriter {
 	if format == "text" {

@@ -10,6 +10,7 @@ import (
 
 	"exfilwatch/sensor"
 	"exfilwatch/sensor/capture"
+	"exfilwatch/sensor/detect"
 	"exfilwatch/sensor/events"
 )
 
@@ -23,6 +24,30 @@ type summary struct {
 	st          sensor.Stats
 	skipped     map[string]uint64
 	counts      events.Counts
+	det         detect.Stats
+}
+
+// addDetect adds one file's detector counters.
+func (s *summary) addDetect(d detect.Stats) {
+	a := &s.det
+	a.FileAccesses += d.FileAccesses
+	a.SensitiveReads += d.SensitiveReads
+	a.ProcessEvents += d.ProcessEvents
+	a.Uploads += d.Uploads
+	a.Unattributed += d.Unattributed
+	a.Browser += d.Browser
+	a.NoSensitive += d.NoSensitive
+	a.Allowlisted += d.Allowlisted
+	a.Findings += d.Findings
+	a.ProcessesEvicted += d.ProcessesEvicted
+	a.ReadsDropped += d.ReadsDropped
+	a.PendingForced += d.PendingForced
+	if a.BySeverity == nil {
+		a.BySeverity = map[string]uint64{}
+	}
+	for k, v := range d.BySeverity {
+		a.BySeverity[k] += v
+	}
 }
 
 func newSummary() *summary {
@@ -124,11 +149,34 @@ func (s *summary) fields() map[string]any {
 		"ftp_expected_dropped": s.st.Sensor.ExpectedDropped,
 		"ftp_expected_expired": s.st.Sensor.ExpectedExpired,
 		"internal_errors":      s.st.Sensor.Panics,
+		"file_accesses":        s.det.FileAccesses,
+		"sensitive_reads":      s.det.SensitiveReads,
+		"process_events":       s.det.ProcessEvents,
+		"uploads":              s.det.Uploads,
+		"uploads_unattributed": s.det.Unattributed,
+		"uploads_by_browsers":  s.det.Browser,
+		"uploads_no_sensitive": s.det.NoSensitive,
+		"allowlisted":          s.det.Allowlisted,
+		"findings":             s.det.Findings,
+		"findings_by_severity": s.det.BySeverity,
 		"events":               s.counts.HTTP + s.counts.FTPCommands + s.counts.FTPData + s.counts.Flows,
 		"elapsed_seconds":      s.elapsed.Seconds(),
 		"mb_per_second":        float64(s.st.Sensor.Bytes) / 1e6 / secs,
 		"packets_per_second":   float64(s.st.Decode.Packets) / secs,
 	}
+}
+
+func severities(m map[string]uint64) string {
+	var parts []string
+	for _, k := range []string{"critical", "high", "medium", "low"} {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
 }
 
 func (s *summary) write(w io.Writer, format string) {
@@ -159,6 +207,10 @@ func (s *summary) write(w io.Writer, format string) {
 	fmt.Fprintf(w, "  http         %d transactions on %d connections\n", s.counts.HTTP, s.st.Sensor.HTTPFlows)
 	fmt.Fprintf(w, "  ftp          %d commands on %d sessions, %d transfers (%d data connections)\n",
 		s.counts.FTPCommands, s.st.Sensor.FTPFlows, s.counts.FTPData, s.st.Sensor.FTPDataFlows)
+	fmt.Fprintf(w, "  host         %d file accesses (%d sensitive reads), %d process events\n", s.det.FileAccesses, s.det.SensitiveReads, s.det.ProcessEvents)
+	fmt.Fprintf(w, "  uploads      %d judged: %d unattributed, %d by browsers, %d without a sensitive read, %d allowlisted\n",
+		s.det.Uploads, s.det.Unattributed, s.det.Browser, s.det.NoSensitive, s.det.Allowlisted)
+	fmt.Fprintf(w, "  findings     %d %s\n", s.det.Findings, severities(s.det.BySeverity))
 	fmt.Fprintf(w, "  anomalies    %d; internal errors %d\n", s.st.Sensor.Anomalies, s.st.Sensor.Panics)
 	fmt.Fprintf(w, "  time         %.3fs, %.1f MB/s, %.0f packets/s\n", f["elapsed_seconds"], f["mb_per_second"], f["packets_per_second"])
 }
