@@ -62,7 +62,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return b"", 0
         return self.rfile.read(int(length)), 0
 
+    def _send_delayed(self):
+        # --delay-ms stands for a remote server's round trip and work: a
+        # lab exchange on a veth lasts well under a millisecond, which no
+        # real upload does.
+        if self.server.delay > 0:
+            time.sleep(self.server.delay)
+
     def _send(self, code, body, ctype="application/json"):
+        self._send_delayed()
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -133,8 +141,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, family, files_dir, logfile):
+    def __init__(self, addr, family, files_dir, logfile, delay=0.0):
         self.address_family = family
+        self.delay = delay
         self.files_dir = files_dir
         self.logfile = logfile
         super().__init__(addr, Handler)
@@ -152,9 +161,10 @@ def main():
     ap.add_argument("--files", help="directory served under /files/")
     ap.add_argument("--log", help="append one JSON line per transaction here")
     ap.add_argument("--ready", help="create this file once listening")
+    ap.add_argument("--delay-ms", type=float, default=0, help="wait this long before each response (a remote server's latency)")
     a = ap.parse_args()
     family = socket.AF_INET6 if ":" in a.bind else socket.AF_INET
-    srv = Server((a.bind, a.port), family, a.files, a.log)
+    srv = Server((a.bind, a.port), family, a.files, a.log, a.delay_ms / 1000.0)
     if a.ready:
         open(a.ready, "w").close()
     try:

@@ -1,13 +1,21 @@
 package main
 
 import (
+	"context"
 	"sync"
 
 	"exfilwatch/attribution"
 )
 
-// fileWatch copies file accesses seen by fanotify into the host journal,
-// with the process that made them described at once (it may exit soon).
+// hostSink receives the host side's records: the detector, and the
+// journal of a recording.
+type hostSink struct {
+	fileAccess func(attribution.FileAccess, *attribution.Process)
+	process    func(attribution.ProcessEvent)
+}
+
+// fileWatch hands file accesses seen by fanotify to the host sink, with
+// the process that made them described at once (it may exit soon).
 type fileWatch struct {
 	fan   *attribution.Fanotify
 	procs attribution.ProcessSource
@@ -17,9 +25,9 @@ type fileWatch struct {
 
 // startFileWatch watches the filesystems holding paths. Files for which
 // hash returns true (nil: none) and not larger than maxHash bytes (0: the
-// fanotify default) are hashed when read or written; the journal gets
-// their size and hash with the access.
-func startFileWatch(paths []string, j *attribution.JournalWriter, hash func(path string) bool, maxHash int64) (*fileWatch, error) {
+// fanotify default) are hashed when read or written; the records carry
+// their size and hash.
+func startFileWatch(paths []string, sink hostSink, hash func(path string) bool, maxHash int64) (*fileWatch, error) {
 	// Mark whole filesystems, not mounts: a process in another mount
 	// namespace (a container, ip netns exec) reaches the same files
 	// through another mount.
@@ -41,16 +49,56 @@ func startFileWatch(paths []string, j *attribution.JournalWriter, hash func(path
 			if procs != nil {
 				p, _ = procs.Process(fa.PID)
 			}
-			j.FileAccess(fa, p)
+			sink.fileAccess(fa, p)
 		}
 	}()
 	return w, nil
 }
 
-// stop closes the watch and waits until every access was written.
+// stop closes the watch and waits until every access was handed on.
 func (w *fileWatch) stop() {
 	w.once.Do(func() {
 		w.fan.Close()
+		w.wg.Wait()
+	})
+}
+
+// esWatch runs eslogger (macOS Endpoint Security) under supervision and
+// hands its records to the host sink.
+type esWatch struct {
+	r      *attribution.EsloggerRunner
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+func startEsWatch(path string, sink hostSink) (*esWatch, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := attribution.RunEslogger(ctx, attribution.EsloggerOptions{Path: path, Logger: logger})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	w := &esWatch{r: r, cancel: cancel}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for rec := range r.Records() {
+			switch v := rec.(type) {
+			case *attribution.FileAccess:
+				sink.fileAccess(*v, v.Process)
+			case *attribution.ProcessEvent:
+				sink.process(*v)
+			}
+		}
+	}()
+	return w, nil
+}
+
+func (w *esWatch) stop() {
+	w.once.Do(func() {
+		w.r.Close()
+		w.cancel()
 		w.wg.Wait()
 	})
 }

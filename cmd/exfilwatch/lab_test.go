@@ -107,7 +107,7 @@ func (l *lab) in(ns string, args ...string) *exec.Cmd {
 }
 
 // httpServer starts a python3 upload server in the remote namespace.
-func (l *lab) httpServer(port int) {
+func (l *lab) httpServer(port int, extra ...string) {
 	l.t.Helper()
 	srv, err := filepath.Abs(filepath.Join("..", "..", "captures", "lab", "upload_server.py"))
 	if err != nil {
@@ -115,7 +115,7 @@ func (l *lab) httpServer(port int) {
 	}
 	var errb bytes.Buffer
 	for _, bind := range []string{l.remIP, l.remIP6} { // the server is single-stack
-		cmd := l.in(l.remote, "python3", srv, "--port", fmt.Sprint(port), "--bind", bind)
+		cmd := l.in(l.remote, append([]string{"python3", srv, "--port", fmt.Sprint(port), "--bind", bind}, extra...)...)
 		cmd.Stderr = &errb
 		if err := cmd.Start(); err != nil {
 			l.t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"exfilwatch/attribution"
 	"exfilwatch/sensor"
 	"exfilwatch/sensor/capture"
+	"exfilwatch/sensor/detect"
 )
 
 func runCommand() *cli.Command {
@@ -32,16 +34,18 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Required: true, Usage: "interface to capture on: a name (eth0, en0), \"any\" (Linux), or \"pktap,all\" / \"pktap,en0,utun3\" (macOS)"},
 			&cli.StringFlag{Name: "backend", Value: capture.BackendNative, Usage: "capture `BACKEND`: native (AF_PACKET on Linux, /dev/bpf on macOS) or pcap (libpcap; only in a build with -tags pcap)"},
 			&cli.StringFlag{Name: "bpf", Usage: "capture only packets matching this tcpdump-syntax `FILTER` (compiled by the system's tcpdump, or by libpcap with --backend pcap; applied after capture on PKTAP)"},
-			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Value: "-", Usage: "write events as JSON Lines to `FILE` (\"-\" for stdout)"},
+			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "also write every event (HTTP transaction, FTP command and transfer, connection, DNS answer) to `FILE` (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "format", Value: "json", Usage: "event format: json or text"},
 			&cli.DurationFlag{Name: "stats-interval", Value: time.Minute, Usage: "log capture and pipeline counters this often (0 disables; they are always logged at exit)"},
 			&cli.IntFlag{Name: "buffer-size", Value: 0, Usage: "kernel capture buffer in bytes (default 32 MiB on Linux, 4 MiB on macOS)"},
 			&cli.BoolFlag{Name: "promiscuous", Usage: "put the interface in promiscuous mode (off by default: the sensor watches its own host)"},
 			&cli.StringFlag{Name: "record", Usage: "also write every captured frame (capture.pcapng) and the host journal (journal.jsonl) to `DIR`, mode 0600, for `exfilwatch replay DIR`"},
 			&cli.BoolFlag{Name: "no-attribution", Usage: "do not look up the local process of each connection"},
-			&cli.StringSliceFlag{Name: "watch-path", Usage: "watch file opens, writes and executions on the mount holding `PATH` (repeatable; Linux fanotify) and write them, with their process, to the --record journal"},
+			&cli.StringSliceFlag{Name: "watch-path", Usage: "watch file opens, writes and executions on the filesystem holding `PATH` (repeatable; Linux fanotify); default /home and /root. The rule needs them; --record also journals them"},
+			&cli.BoolFlag{Name: "no-file-access", Usage: "do not watch file accesses (no fanotify on Linux, no eslogger on macOS): no finding can be raised, events are still decoded"},
+			&cli.StringFlag{Name: "eslogger-path", Value: attribution.DefaultEsloggerPath, Usage: "macOS: the eslogger binary run (as a supervised child) for file accesses and process events"},
 			&cli.DurationFlag{Name: "attribution-wait", Value: 250 * time.Millisecond, Usage: "how long writing an event may wait for its connection's process lookup (started at the first packet)"},
-		}, limitFlags()...),
+		}, append(detectFlags("-"), limitFlags()...)...),
 		Action: runAction,
 	}
 }
@@ -77,13 +81,38 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	out, closeOut, err := openOutput(c.String("events"))
+	ruleCfg, err := loadRuleConfig(c)
 	if err != nil {
 		src.Close()
-		return fmt.Errorf("run: --events: %w", err)
+		return fmt.Errorf("run: --config: %w", err)
 	}
-	w := newEventWriter(format, out)
+	dopt, err := detectorOptions(ruleCfg, runtime.GOOS)
+	if err != nil {
+		src.Close()
+		return fmt.Errorf("run: --config: %w", err)
+	}
+	fw, closeFindings, err := findingsOutput(c)
+	if err != nil {
+		src.Close()
+		return fmt.Errorf("run: %w", err)
+	}
+	defer closeFindings()
+	var w eventWriter = &countingEvents{}
+	closeOut := func() error { return nil }
+	if p := c.String("events"); p != "" {
+		out, cl, err := openOutput(p)
+		if err != nil {
+			src.Close()
+			return fmt.Errorf("run: --events: %w", err)
+		}
+		w, closeOut = newEventWriter(format, out), cl
+	}
 	w.setSource("")
+	var fout detect.FindingSink
+	if fw != nil {
+		fout = fw
+	}
+	det := detect.New(dopt, w, fout)
 	cfg.AttributionWait = c.Duration("attribution-wait")
 
 	var rec *recorder
@@ -99,7 +128,7 @@ func runAction(c *cli.Context) error {
 			return fmt.Errorf("run: %w", err)
 		}
 	}
-	deps := sensor.Deps{Sink: w}
+	deps := sensor.Deps{Sink: det}
 	var resolver *attribution.Resolver
 	if !c.Bool("no-attribution") {
 		table, procs, err := attribution.NewSystem()
@@ -122,18 +151,44 @@ func runAction(c *cli.Context) error {
 	}
 	s := sensor.NewWithDeps(cfg, deps)
 
+	host := hostSink{
+		fileAccess: func(fa attribution.FileAccess, p *attribution.Process) {
+			det.FileAccess(fa, p)
+			if rec != nil {
+				rec.journal.FileAccess(fa, p)
+			}
+		},
+		process: func(ev attribution.ProcessEvent) {
+			det.ProcessEvent(ev)
+			if rec != nil {
+				rec.journal.ProcessEvent(ev)
+			}
+		},
+	}
 	var files *fileWatch
-	if paths := c.StringSlice("watch-path"); len(paths) > 0 {
-		if rec == nil {
-			src.Close()
-			return errors.New("run: --watch-path needs --record (file accesses go to the host journal)")
+	var es *esWatch
+	if !c.Bool("no-file-access") {
+		if runtime.GOOS == "darwin" {
+			es, err = startEsWatch(c.String("eslogger-path"), host)
+			if err != nil {
+				src.Close()
+				return fmt.Errorf("run: eslogger: %w", err)
+			}
+			defer es.stop()
+		} else {
+			paths := c.StringSlice("watch-path")
+			if len(paths) == 0 {
+				paths = defaultWatchPaths()
+			}
+			// Hash what the rule may compare with an upload: sensitive files.
+			sensitive := func(p string) bool { _, ok := dopt.Sensitive.Match(p); return ok }
+			files, err = startFileWatch(paths, host, sensitive, 0)
+			if err != nil {
+				src.Close()
+				return fmt.Errorf("run: watching file accesses (--watch-path, or --no-file-access to go without): %w", err)
+			}
+			defer files.stop()
 		}
-		files, err = startFileWatch(paths, rec.journal, nil, 0)
-		if err != nil {
-			src.Close()
-			return fmt.Errorf("run: --watch-path: %w", err)
-		}
-		defer files.stop()
 	}
 
 	// The loop notices a signal within one poll interval. Closing the source
@@ -144,15 +199,22 @@ func runAction(c *cli.Context) error {
 	defer src.Close()
 	logger.Info().Str("interface", iface).Str("backend", src.Backend()).Str("filter", c.String("bpf")).Msg("capturing")
 
-	st := &liveStats{src: src, s: s, started: time.Now(), resolver: resolver}
+	st := &liveStats{src: src, s: s, started: time.Now(), resolver: resolver, det: det, files: files, es: es}
 	interval := c.Duration("stats-interval")
 	nextStats := time.Now().Add(interval)
 	var fr capture.Frame
 	var loopErr error
 	lastFlush := time.Now()
+	lastTick := time.Now()
 	for ctx.Err() == nil {
 		err := src.Next(&fr)
 		now := time.Now()
+		// The detector judges an upload once it settled: its clock is the
+		// wall clock, which the packets' timestamps follow.
+		if now.Sub(lastTick) >= 20*time.Millisecond {
+			det.Tick(now)
+			lastTick = now
+		}
 		switch {
 		case err == nil:
 			if rec != nil {
@@ -184,16 +246,24 @@ func runAction(c *cli.Context) error {
 		}
 	}
 	s.Flush()
+	if files != nil {
+		files.stop() // the last accesses reach the detector before its last judgement
+	}
+	if es != nil {
+		es.stop()
+	}
+	det.Flush()
+	if fw != nil {
+		if err := fw.Err(); err != nil && loopErr == nil {
+			loopErr = err
+		}
+	}
 	if err := w.Flush(); err != nil && loopErr == nil {
 		loopErr = fmt.Errorf("write events: %w", err)
 	}
 	closeOut()
 	if resolver != nil {
 		resolver.Close() // the journal gets every answer before it is closed
-	}
-	if files != nil {
-		files.stop()
-		st.files = files
 	}
 	if rec != nil {
 		if err := rec.close(); err != nil && loopErr == nil {
@@ -216,6 +286,8 @@ type liveStats struct {
 	started  time.Time
 	resolver *attribution.Resolver
 	files    *fileWatch
+	es       *esWatch
+	det      *detect.Detector
 }
 
 func (l *liveStats) log(msg string) {
@@ -231,7 +303,24 @@ func (l *liveStats) log(msg string) {
 	}
 	if l.files != nil {
 		fs := l.files.fan.Stats()
-		ev = ev.Uint64("file_events", fs.Events).Uint64("file_events_dropped", fs.Dropped).Uint64("file_queue_overflows", fs.Overflows)
+		ev = ev.Uint64("file_events", fs.Events).Uint64("file_events_dropped", fs.Dropped).Uint64("file_queue_overflows", fs.Overflows).
+			Uint64("files_hashed", fs.Hashed).Uint64("files_too_large_to_hash", fs.HashTooLarge).Uint64("hash_queue_full", fs.HashBusy)
+	}
+	if l.es != nil {
+		es := l.es.r.Stats()
+		ev = ev.Bool("eslogger_running", es.Running).Uint64("eslogger_restarts", es.Restarts).Uint64("eslogger_records", es.Records).
+			Uint64("eslogger_bad_lines", es.BadLines).Uint64("eslogger_dropped", es.Dropped).
+			Uint64("eslogger_kernel_dropped", es.GapEvents)
+		if es.LastError != "" {
+			ev = ev.Str("eslogger_error", es.LastError)
+		}
+	}
+	if l.det != nil {
+		ds := l.det.Stats()
+		ev = ev.Uint64("file_accesses", ds.FileAccesses).Uint64("sensitive_reads", ds.SensitiveReads).
+			Uint64("uploads", ds.Uploads).Uint64("uploads_unattributed", ds.Unattributed).Uint64("uploads_by_browsers", ds.Browser).
+			Uint64("allowlisted", ds.Allowlisted).Uint64("findings", ds.Findings).Interface("findings_by_severity", ds.BySeverity).
+			Uint64("detector_processes_evicted", ds.ProcessesEvicted).Uint64("detector_reads_dropped", ds.ReadsDropped)
 	}
 	ev.Uint64("packets", st.Decode.Packets).
 		Uint64("bytes", st.Sensor.Bytes).
@@ -245,6 +334,17 @@ func (l *liveStats) log(msg string) {
 		Uint64("internal_errors", st.Sensor.Panics).
 		Dur("uptime", time.Since(l.started).Round(time.Second)).
 		Msg(msg)
+}
+
+// defaultWatchPaths are the filesystems holding users' homes.
+func defaultWatchPaths() []string {
+	var out []string
+	for _, p := range []string{"/home", "/root"} {
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // localChecker reports whether an address is one of the host's.
