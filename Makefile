@@ -37,11 +37,16 @@ deps:
 	fi
 
 demo: build
-	@echo "== $(BIN) replay --format text captures/demo/demo.pcapng"
-	@$(BIN) replay --format text captures/demo/demo.pcapng
+	@echo "== A recording made with real tools (captures/scenarios/demo): alice's curl uploads ~/Documents/report.pdf,"
+	@echo "   then uploads a file that is not sensitive, then reads notes.txt and only downloads."
+	@echo "== $(BIN) replay --explain --findings-format text captures/scenarios/demo"
+	@$(BIN) replay --explain --findings-format text captures/scenarios/demo
 	@echo
-	@echo "== the same as JSON Lines (ECS), HTTP and FTP transfer events only: $(BIN) replay captures/demo/demo.pcapng"
-	@$(BIN) replay --no-summary captures/demo/demo.pcapng | grep -E '"dataset":"(http|ftp_data)"'
+	@echo "== The finding as JSON Lines (ECS alert, docs/findings.md): $(BIN) replay --no-summary captures/scenarios/demo"
+	@$(BIN) replay --no-summary captures/scenarios/demo
+	@echo
+	@echo "== A real browser (headless Chromium) uploading the same file is left alone: captures/scenarios/n1_browser_upload"
+	@$(BIN) replay --explain --no-summary captures/scenarios/n1_browser_upload
 
 test: deps godeps lint test-unit test-pcap fuzz conformance
 

@@ -26,6 +26,8 @@ import (
 const (
 	DefaultWindow         = Duration(10 * time.Minute)
 	DefaultMinUploadBytes = ByteSize(1024)
+	// DefaultBulkUploadBytes is rule.bulk_upload_bytes's default.
+	DefaultBulkUploadBytes = ByteSize(64 << 10)
 	// MaxWindow is the largest accepted rule.window.
 	MaxWindow = Duration(24 * time.Hour)
 )
@@ -58,6 +60,9 @@ type RuleConfig struct {
 	Window Duration `yaml:"window"`
 	// MinUploadBytes is the smallest outbound body that counts as an upload.
 	MinUploadBytes ByteSize `yaml:"min_upload_bytes"`
+	// BulkUploadBytes is the smallest outbound payload of a flow no parser
+	// understood (TLS, other protocols) that counts as an upload.
+	BulkUploadBytes ByteSize `yaml:"bulk_upload_bytes"`
 }
 
 // AllowEntry exempts legitimate automation. All set matchers must match
@@ -138,7 +143,7 @@ func (c *Config) UseDefaultBrowsers() bool {
 
 // Default returns the configuration of an empty file.
 func Default() *Config {
-	return &Config{Rule: RuleConfig{Window: DefaultWindow, MinUploadBytes: DefaultMinUploadBytes}}
+	return &Config{Rule: RuleConfig{Window: DefaultWindow, MinUploadBytes: DefaultMinUploadBytes, BulkUploadBytes: DefaultBulkUploadBytes}}
 }
 
 // Duration is a time.Duration written as "10m", "1h30m".
@@ -549,7 +554,7 @@ func checkGlob(s string) error {
 }
 
 func (p *parser) rule(n *yaml.Node, prefix string, r *RuleConfig) {
-	p.fields(n, prefix, []string{"window", "min_upload_bytes"}, func(k string, v *yaml.Node, kp string) {
+	p.fields(n, prefix, []string{"window", "min_upload_bytes", "bulk_upload_bytes"}, func(k string, v *yaml.Node, kp string) {
 		switch k {
 		case "window":
 			if v.Kind != yaml.ScalarNode {
@@ -573,6 +578,21 @@ func (p *parser) rule(n *yaml.Node, prefix string, r *RuleConfig) {
 				return
 			}
 			r.MinUploadBytes = b
+		case "bulk_upload_bytes":
+			if v.Kind != yaml.ScalarNode {
+				p.errf(v, kp, "expected a byte size such as 64KiB, got %s", describe(v))
+				return
+			}
+			b, err := ParseByteSize(v.Value)
+			if err != nil {
+				p.errf(v, kp, "%v", err)
+				return
+			}
+			if b <= 0 {
+				p.errf(v, kp, "must be positive (every flow would be an upload)")
+				return
+			}
+			r.BulkUploadBytes = b
 		}
 	})
 }

@@ -101,7 +101,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top", "rules:\n  window: 1m\n",
 			`x.yaml:1: rules: unknown key (known: sensitive, rule, allowlist, browsers)`},
 		{"unknown nested", "rule:\n  window: 1m\n  windw: 2m\n",
-			`x.yaml:3: rule.windw: unknown key (known: window, min_upload_bytes)`},
+			`x.yaml:3: rule.windw: unknown key (known: window, min_upload_bytes, bulk_upload_bytes)`},
 		{"bad duration", "rule:\n  window: 10 minutes\n",
 			`x.yaml:2: rule.window: bad duration "10 minutes" (use e.g. 10m, 1h)`},
 		{"bare number duration", "rule:\n  window: 600\n",
@@ -253,7 +253,7 @@ allowlist:
 		`exfilwatch.yaml:5: sensitive.classes[1].name: duplicate class name "a" (first at line 3)`,
 		`exfilwatch.yaml:8: rule.window: bad duration "10 minutes" (use e.g. 10m, 1h)`,
 		`exfilwatch.yaml:9: rule.min_upload_bytes: bad byte size "lots" (use e.g. 1024, 1KiB, 10MB)`,
-		`exfilwatch.yaml:10: rule.colour: unknown key (known: window, min_upload_bytes)`,
+		`exfilwatch.yaml:10: rule.colour: unknown key (known: window, min_upload_bytes, bulk_upload_bytes)`,
 		`exfilwatch.yaml:12: allowlist[0]: needs at least one matcher (name, executable, signing_id, team_id or destination)`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {
@@ -378,5 +378,20 @@ func TestStringListMarshalRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(back.Allowlist, cfg.Allowlist) {
 		t.Errorf("round trip: %+v", back.Allowlist)
+	}
+}
+
+func TestBulkUploadBytes(t *testing.T) {
+	cfg, err := Parse([]byte("rule:\n  bulk_upload_bytes: 1MiB\n"), "x.yaml")
+	if err != nil || cfg.Rule.BulkUploadBytes != 1<<20 {
+		t.Fatalf("%v %d", err, cfg.Rule.BulkUploadBytes)
+	}
+	if Default().Rule.BulkUploadBytes != 64<<10 {
+		t.Fatalf("default %d", Default().Rule.BulkUploadBytes)
+	}
+	for _, bad := range []string{"0", "-1", "lots", "[1]"} {
+		if _, err := Parse([]byte("rule:\n  bulk_upload_bytes: "+bad+"\n"), "x.yaml"); err == nil || !strings.Contains(err.Error(), "x.yaml:2: rule.bulk_upload_bytes:") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 }

@@ -54,6 +54,7 @@ func detectorOptions(cfg *config.Config, goos string) (detect.Options, error) {
 		opt.Window = time.Duration(cfg.Rule.Window)
 	}
 	opt.MinUploadBytes = int64(cfg.Rule.MinUploadBytes)
+	opt.BulkUploadBytes = int64(cfg.Rule.BulkUploadBytes)
 	opt.Browsers = browserClassifier(cfg, goos)
 	allow, err := detect.NewAllowlist(cfg.Allowlist, goos)
 	if err != nil {

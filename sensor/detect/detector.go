@@ -450,17 +450,17 @@ func (d *Detector) FTPData(ev *events.FTPData) {
 	if t == nil || !t.Upload || t.BytesToServer <= 0 {
 		return
 	}
-	conn := ev.Conn
-	if !conn.Attribution.Attributed() && ev.Control.Attribution.Attributed() || !conn.Server.IsValid() {
-		// The control connection's process ordered the transfer; a data
-		// connection the sensor did not see (or could not attribute)
-		// borrows it, with the control connection's endpoints.
-		attr := ev.Control.Attribution
-		if conn.Server.IsValid() {
-			conn.Attribution = attr
-		} else {
-			conn = ev.Control
-		}
+	// The destination is the FTP server as the user named it: the control
+	// connection's (port 21 or whatever was given), not a passive data
+	// port. The process is the control connection's, else the data
+	// connection's (curl, ftp, lftp own both; a data connection the sensor
+	// did not see, or saw only from its middle, has none).
+	conn := ev.Control
+	if !conn.Server.IsValid() {
+		conn = ev.Conn
+	}
+	if !conn.Attribution.Attributed() && ev.Conn.Attribution.Attributed() {
+		conn.Attribution = ev.Conn.Attribution
 	}
 	u := &upload{Protocol: "ftp", Conn: conn, Start: t.Start, End: t.End, Bytes: t.BytesToServer,
 		FTPCommand: t.Command, FTPFile: t.Filename, FTPStoredAs: t.StoredAs}

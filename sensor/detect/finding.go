@@ -438,7 +438,10 @@ func (f *Finding) ECS() any {
 			if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
 				hp = "[" + host + "]"
 			}
-			doc.URL.Full = "http://" + hp + ":" + fmt.Sprint(u.Conn.Server.Port()) + pth
+			if port := u.Conn.Server.Port(); port != 80 {
+				hp += ":" + fmt.Sprint(port)
+			}
+			doc.URL.Full = "http://" + hp + pth
 		}
 		if i := strings.IndexAny(pth, "?#"); i >= 0 {
 			pth = pth[:i]
