@@ -169,7 +169,16 @@ type group struct {
 	bytes            int64
 	first, last      time.Time
 	names            []string
+	// ips are the addresses a host-name destination was reached at: the
+	// detector matches host globs only against names a DNS answer in the
+	// traffic confirmed (a Host header is the client's word), so the
+	// entry lists the addresses too, for traffic whose lookups were not
+	// captured.
+	ips []string
 }
+
+// maxIPsPerGroup bounds the addresses listed beside a host name.
+const maxIPsPerGroup = 8
 
 type learner struct {
 	minBytes                  int64
@@ -368,6 +377,23 @@ func (l *learner) add(ev *baselineEvent) {
 	if p.Name != "" && len(g.names) < maxNamesPerGroup && !containsString(g.names, p.Name) {
 		g.names = append(g.names, p.Name)
 	}
+	if ip := l.destIP(ev); ip != "" && ip != dest && len(g.ips) < maxIPsPerGroup && !containsString(g.ips, ip) {
+		g.ips = append(g.ips, ip)
+	}
+}
+
+// destIP is the upload's server address (the FTP control connection's for
+// a data transfer).
+func (l *learner) destIP(ev *baselineEvent) string {
+	ip := ev.Destination.IP
+	if ev.Event.Dataset == "ftp_data" {
+		ip = ev.Exfilwatch.FTPData.Control.Destination.IP
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	return a.Unmap().WithZone("").String()
 }
 
 // destination is the HTTP host name when the request named one, else the
@@ -466,7 +492,7 @@ func (l *learner) yaml(minCount int, files []string) ([]byte, error) {
 			Executable:   globEscape(e.k.id.executable),
 			TeamID:       e.k.id.teamID,
 			SigningID:    e.k.id.signingID,
-			Destinations: config.StringList{e.k.dest},
+			Destinations: append(config.StringList{e.k.dest}, e.g.ips...),
 			Reason:       reasonText(e.g),
 		}
 		if entry.Executable == "" && entry.TeamID == "" {

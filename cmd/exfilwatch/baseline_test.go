@@ -274,10 +274,10 @@ func TestBaselineLearnIdentitiesAndHosts(t *testing.T) {
 	}
 	// Most uploads first, then by identity and destination.
 	want := []string{
-		`/tmp/Dropbox|||content.dropboxapi.com|learned: 2 uploads (2 HTTP), 18000 bytes, first 2026-11-27T10:32:00Z, last 2026-11-27T10:33:00Z`,
-		`/usr/bin/rsync|||nas.backup.example.com|learned: 2 uploads (2 HTTP), 12000 bytes, first 2026-11-27T10:00:00Z, last 2026-11-27T11:00:00Z`,
+		`/tmp/Dropbox|||content.dropboxapi.com,162.125.1.1|learned: 2 uploads (2 HTTP), 18000 bytes, first 2026-11-27T10:32:00Z, last 2026-11-27T10:33:00Z`,
+		`/usr/bin/rsync|||nas.backup.example.com,192.0.2.7,192.0.2.8|learned: 2 uploads (2 HTTP), 12000 bytes, first 2026-11-27T10:00:00Z, last 2026-11-27T11:00:00Z`,
 		`/usr/local/bin/sync \[beta\]|||192.0.2.10|learned: 2 uploads (2 HTTP), 18000 bytes, first 2026-11-27T10:38:00Z, last 2026-11-27T10:39:00Z`,
-		`|G7HH3F8CAK|com.getdropbox.dropbox|content.dropboxapi.com|learned: 2 uploads (2 HTTP), 18000 bytes, first 2026-11-27T10:30:00Z, last 2026-11-27T10:31:00Z`,
+		`|G7HH3F8CAK|com.getdropbox.dropbox|content.dropboxapi.com,162.125.1.1,162.125.1.2|learned: 2 uploads (2 HTTP), 18000 bytes, first 2026-11-27T10:30:00Z, last 2026-11-27T10:31:00Z`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s\nfile:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), b)
