@@ -9,6 +9,7 @@ import (
 
 	"exfilwatch/attribution"
 	"exfilwatch/config"
+	"exfilwatch/protocols/dns"
 	"exfilwatch/protocols/ftp"
 	"exfilwatch/protocols/http"
 	"exfilwatch/sensor/events"
@@ -239,5 +240,33 @@ func TestBoundsCount(t *testing.T) {
 	st := d.Stats()
 	if st.ProcessesEvicted != 6 || st.ReadsDropped != 10 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestAllowlistHostGlobNeedsDNS(t *testing.T) {
+	allow, err := NewAllowlist([]config.AllowEntry{{Executable: "/usr/bin/rsync", Destinations: config.StringList{"*.backup.example.com"}}}, "linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, out := newTestDetector(t, func(o *Options) { o.Allow = allow })
+	rs := mkproc(100, 1, 100, "/usr/bin/rsync", t0)
+	readAt(d, rs, "/home/alice/Documents/report.pdf", t0, body(3000))
+	// The Host header names the allowlisted domain, but nothing says the
+	// address is that domain's: not suppressed.
+	post(d, conn(rs), t0.Add(time.Second), body(3000), "nas.backup.example.com")
+	d.Flush()
+	if len(out.Findings) != 1 || out.Findings[0].DestinationName != "nas.backup.example.com" {
+		t.Fatalf("a Host header alone satisfied a host glob: %d findings", len(out.Findings))
+	}
+	// A DNS answer seen in the traffic ties the address to the name.
+	d.DNS(&events.DNS{Time: t0, Response: dns.Response{QName: "nas.backup.example.com",
+		Answers: []dns.Answer{{Name: "nas.backup.example.com", Type: dns.TypeA, TTL: 60, Addr: server.Addr()}}}})
+	readAt(d, rs, "/home/alice/Documents/report.pdf", t0.Add(2*time.Second), body(3000))
+	c := conn(rs)
+	c.FlowID = 9
+	post(d, c, t0.Add(3*time.Second), body(3000), "nas.backup.example.com")
+	d.Flush()
+	if len(out.Findings) != 1 || d.Stats().Allowlisted != 1 {
+		t.Fatalf("DNS-confirmed name not allowlisted: findings %d stats %+v", len(out.Findings), d.Stats())
 	}
 }
