@@ -247,6 +247,20 @@ func New(opt Options, next events.Sink, out FindingSink) *Detector {
 	return d
 }
 
+// Reload replaces the rule's configuration — sensitive classes, window,
+// upload sizes, browsers, allowlist, credential classes — keeping what the
+// detector remembers (processes, reads, destinations) and the uploads
+// waiting to be judged: SIGHUP must not lose a finding in progress. The
+// bounds, platform, rule id and hooks stay as they were.
+func (d *Detector) Reload(opt Options) {
+	opt.defaults()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.opt.Window, d.opt.MinUploadBytes, d.opt.BulkUploadBytes = opt.Window, opt.MinUploadBytes, opt.BulkUploadBytes
+	d.opt.Sensitive, d.opt.CredentialClasses = opt.Sensitive, opt.CredentialClasses
+	d.opt.Browsers, d.opt.Allow = opt.Browsers, opt.Allow
+}
+
 // SetSource names the capture file the following events come from
 // (findings carry it, so a person finds the packets).
 func (d *Detector) SetSource(path string) {

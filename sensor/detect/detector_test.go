@@ -270,3 +270,32 @@ func TestAllowlistHostGlobNeedsDNS(t *testing.T) {
 		t.Fatalf("DNS-confirmed name not allowlisted: findings %d stats %+v", len(out.Findings), d.Stats())
 	}
 }
+
+func TestReloadKeepsHistory(t *testing.T) {
+	d, out := newTestDetector(t, nil)
+	b := mkproc(100, 1, 100, "/opt/backup/bin/backup", t0)
+	readAt(d, b, "/home/alice/Documents/report.pdf", t0, body(3000))
+	post(d, conn(b), t0.Add(time.Second), body(3000), "198.18.0.2")
+	// The upload waits to be judged; the allowlist arrives (SIGHUP) first.
+	allow, err := NewAllowlist([]config.AllowEntry{{Executable: "/opt/backup/bin/backup"}}, "linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := d.opt
+	opt.Allow = allow
+	d.Reload(opt)
+	d.Flush()
+	if len(out.Findings) != 0 || d.Stats().Allowlisted != 1 {
+		t.Fatalf("the reloaded allowlist did not apply to the pending upload: %d findings", len(out.Findings))
+	}
+	// The read is still remembered: without the allowlist it is a finding.
+	opt.Allow = nil
+	d.Reload(opt)
+	c := conn(b)
+	c.FlowID = 11
+	post(d, c, t0.Add(2*time.Second), body(3000), "198.18.0.2")
+	d.Flush()
+	if len(out.Findings) != 1 {
+		t.Fatalf("history lost on reload: %d findings", len(out.Findings))
+	}
+}
