@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"slices"
 	"time"
 
 	"exfilwatch/attribution"
@@ -55,7 +56,10 @@ type flowState struct {
 	ended  [2]bool
 
 	httpP *http.Parser // protoHTTP: returned to the sensor's free list when both sides ended
-	ctl   *ftpControl  // protoFTP: this session; protoFTPData: the session that ordered it
+	// onReq is the parser's OnRequest hook for this state, made once and
+	// kept across reuse (freeState): no allocation per connection.
+	onReq func(*http.Transaction)
+	ctl   *ftpControl // protoFTP: this session; protoFTPData: the session that ordered it
 	// attr is the flow's process when per-packet metadata gave it and no
 	// attributor runs (replay of a PKTAP capture).
 	attr *attribution.Result
@@ -369,12 +373,35 @@ func (s *Sensor) attach(f *flows.Flow, st *flowState, p appProto) {
 		} else {
 			st.httpP = http.New(s.cfg.HTTP, emit)
 		}
+		if events.WantsRequests(s.sink) {
+			if st.onReq == nil {
+				st.onReq = func(tx *http.Transaction) { s.requestDone(st, tx) }
+			}
+			st.httpP.OnRequest(st.onReq)
+		}
 		st.stream = st.httpP
 	case protoFTP:
 		s.C.FTPFlows++
 		st.ctl = s.newFTPControl(st)
 		st.stream = st.ctl.s
 	}
+}
+
+// requestDone turns a finished request that carried a body into a notice
+// for the sink (events.RequestSink), queued like an event so that it waits
+// for the same process lookup and leaves before its transaction's event.
+// The notice holds a copy: the parser still fills the transaction in, and
+// the sink may hand the notice to another goroutine (events.Async).
+func (s *Sensor) requestDone(st *flowState, tx *http.Transaction) {
+	if tx.Request.BodyBytes <= 0 {
+		return
+	}
+	c := new(http.Transaction)
+	*c = *tx
+	c.Response = nil
+	c.Anomalies = slices.Clone(tx.Anomalies)
+	s.pe = pendingEvent{Record: events.Record{Kind: events.KindHTTPRequest, HTTP: events.HTTP{Conn: st.conn, Tx: c}}}
+	s.emit(&s.pe)
 }
 
 // toServer says whether bytes sent in direction dir of a data connection go
@@ -399,8 +426,8 @@ func (s *Sensor) newState() *flowState {
 
 func (s *Sensor) freeState(st *flowState) {
 	if len(s.stateFree) < freeListMax {
-		sniff := st.sniff
-		*st = flowState{}
+		sniff, onReq := st.sniff, st.onReq
+		*st = flowState{onReq: onReq}
 		st.sniff[0], st.sniff[1] = sniff[0][:0], sniff[1][:0]
 		s.stateFree = append(s.stateFree, st)
 	}

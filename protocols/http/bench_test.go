@@ -42,6 +42,7 @@ func TestBodyPathAllocs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := New(Limits{}, func(*Transaction) {})
+			p.OnRequest(func(*Transaction) {})
 			tc.dir(p)
 			dir := toSrv
 			if tc.name == "close-delimited response" {

@@ -69,7 +69,21 @@ func splitOne(e, k int) splitter {
 func run(t testing.TB, lim Limits, evs []event, cut splitter) []*Transaction {
 	t.Helper()
 	var out []*Transaction
-	p := New(lim, func(tx *Transaction) { out = append(out, tx) })
+	// Every run also checks the OnRequest hook: once per request, when the
+	// request is finished, before the transaction is emitted.
+	notified := map[*Transaction]int{}
+	p := New(lim, func(tx *Transaction) {
+		if tx.Request.Method != "" && notified[tx] != 1 {
+			t.Fatalf("emitted after %d OnRequest calls: %s", notified[tx], dump(tx))
+		}
+		out = append(out, tx)
+	})
+	p.OnRequest(func(tx *Transaction) {
+		notified[tx]++
+		if notified[tx] != 1 || !tx.reqDone || tx.Request.Method == "" || tx.Seq() == 0 {
+			t.Fatalf("OnRequest call %d: %s", notified[tx], dump(tx))
+		}
+	})
 	for i, e := range evs {
 		ts := at(i)
 		switch {

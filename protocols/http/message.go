@@ -220,6 +220,9 @@ func (p *Parser) finishMessage(h *half, ts time.Time, complete bool) {
 			// answer makes the connection opaque or a request line shows up.
 			h.state = stHunt
 		}
+		if p.onRequest != nil && !tx.discard {
+			p.onRequest(tx)
+		}
 	} else {
 		resp := tx.Response
 		resp.End = ts

@@ -16,7 +16,10 @@ import (
 type Parser struct {
 	lim  Limits // defaults applied
 	emit func(*Transaction)
-	half [2]half // indexed by protocols.Dir
+	// onRequest, when set, hears of each request as soon as it is finished
+	// (OnRequest).
+	onRequest func(*Transaction)
+	half      [2]half // indexed by protocols.Dir
 
 	// queue holds transactions in request order until both sides are done.
 	// Its length stays within MaxPending requests waiting for a response,
@@ -34,7 +37,8 @@ type Parser struct {
 	// tunnel decide whether it carries plain HTTP (parsed on) or anything
 	// else (TLS, SMTP…: opaque).
 	probe  bool
-	stalls int // times a state handler made no progress; always 0 unless there is a bug
+	stalls int    // times a state handler made no progress; always 0 unless there is a bug
+	seq    uint64 // transactions started on this connection
 }
 
 // half is the parser state of one direction.
@@ -75,10 +79,21 @@ func New(lim Limits, emit func(*Transaction)) *Parser {
 
 var _ protocols.Stream = (*Parser)(nil)
 
+// OnRequest sets a hook called once per request when the client side
+// finishes it (body complete, or given up on at a gap, a protocol switch or
+// the connection's end), before the transaction is emitted: an upload can be
+// judged when its last byte is seen instead of when the server answers.
+// The *Transaction is the one emit will get later, still owned by the parser:
+// its Request is final, but Response, Anomalies and Gap may still change and
+// it must not be kept or handed to another goroutine (copy it). Response may
+// already be set (a 100 Continue or an early answer). fn must not call back
+// into the Parser. Reset removes the hook.
+func (p *Parser) OnRequest(fn func(*Transaction)) { p.onRequest = fn }
+
 // Reset readies p for another connection with a new emit callback, keeping
 // its limits, line buffers and hash states: a sensor that sees hundreds of
 // thousands of short connections reuses parsers instead of allocating them.
-// Transactions already emitted are not touched.
+// Transactions already emitted are not touched. The OnRequest hook is removed.
 func (p *Parser) Reset(emit func(*Transaction)) {
 	type kept struct {
 		lines, mpLines, delim []byte
@@ -348,7 +363,8 @@ func (p *Parser) awaiting09() *Transaction {
 
 // newTx allocates a transaction carrying the orphan anomalies.
 func (p *Parser) newTx() *Transaction {
-	tx := &Transaction{}
+	p.seq++
+	tx := &Transaction{seq: p.seq}
 	tx.Request.ContentLength = -1
 	p.adoptOrphans(tx)
 	return tx

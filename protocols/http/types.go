@@ -24,7 +24,14 @@ type Transaction struct {
 	respStarted bool // a status line (interim or final) was matched to it
 	respDone    bool // the final response is finished, or none will come
 	discard     bool // scratch record for a response to an evicted request
+	seq         uint64
 }
+
+// Seq is the transaction's number on its connection, from 1 in the order
+// the parser started them (0 for a Transaction not made by a Parser). With
+// the connection's identity it names the transaction: a copy taken by an
+// OnRequest hook and the emitted transaction share it.
+func (t *Transaction) Seq() uint64 { return t.seq }
 
 // Request is what the client sent.
 type Request struct {
