@@ -64,32 +64,56 @@ func (w *fileWatch) stop() {
 }
 
 // esWatch runs eslogger (macOS Endpoint Security) under supervision and
-// hands its records to the host sink.
+// hands its records to the host sink. eslogger names the files but gives
+// no descriptor, so reads of sensitive files are hashed by path on the
+// hasher's worker: the records then carry what fanotify's carry on Linux
+// (Size, SHA256) for the detector's content match. Every record goes
+// through the hasher's queue, hashed or not, so the sink sees eslogger's
+// order (a read waiting for its hash is not overtaken by its process's
+// exit).
 type esWatch struct {
 	r      *attribution.EsloggerRunner
+	h      *attribution.FileHasher
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
 }
 
-func startEsWatch(path string, sink hostSink) (*esWatch, error) {
+// startEsWatch runs eslogger at path. Files read (read or read-write
+// opens) whose path hash accepts (nil: none) are hashed.
+func startEsWatch(path string, sink hostSink, hash func(path string) bool) (*esWatch, error) {
+	return startEsWatchOpts(attribution.EsloggerOptions{Path: path, Logger: logger}, sink, hash, attribution.FileHasherOptions{})
+}
+
+func startEsWatchOpts(eo attribution.EsloggerOptions, sink hostSink, hash func(path string) bool, ho attribution.FileHasherOptions) (*esWatch, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := attribution.RunEslogger(ctx, attribution.EsloggerOptions{Path: path, Logger: logger})
+	r, err := attribution.RunEslogger(ctx, eo)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	w := &esWatch{r: r, cancel: cancel}
+	h := attribution.NewFileHasher(ho, func(rec any) {
+		switch v := rec.(type) {
+		case *attribution.FileAccess:
+			sink.fileAccess(*v, v.Process)
+		case *attribution.ProcessEvent:
+			sink.process(*v)
+		}
+	})
+	w := &esWatch{r: r, h: h, cancel: cancel}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
+		defer h.Close() // emits what is queued before stop returns
 		for rec := range r.Records() {
-			switch v := rec.(type) {
-			case *attribution.FileAccess:
-				sink.fileAccess(*v, v.Process)
-			case *attribution.ProcessEvent:
-				sink.process(*v)
+			want := false
+			if fa, ok := rec.(*attribution.FileAccess); ok && hash != nil && fa.Result == 0 &&
+				(fa.Access == attribution.AccessRead || fa.Access == attribution.AccessReadWrite) {
+				want = hash(fa.Path)
 			}
+			// A full queue drops the record, counted in the hasher's
+			// stats: this loop must keep draining eslogger's records.
+			h.Submit(rec, want)
 		}
 	}()
 	return w, nil
