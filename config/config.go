@@ -1,7 +1,7 @@
 // Package config loads and validates exfilwatch.yaml: the sensitive-path
 // classes, the rule knobs, the process allowlist and the browser identities
 // used by the AN0425 detector (non-browser process reads sensitive user files,
-// then uploads over HTTP/FTP).
+// then uploads over HTTP/FTP), and the live sensor's outputs (outputs.go).
 //
 // Every problem is reported as one line "file:line: key.path: message", and
 // all problems in a file are reported together (errors.Join).
@@ -38,6 +38,8 @@ type Config struct {
 	Rule      RuleConfig      `yaml:"rule"`
 	Allowlist []AllowEntry    `yaml:"allowlist"`
 	Browsers  BrowserConfig   `yaml:"browsers"`
+	// Outputs configure the live sensor's outputs (outputs.go).
+	Outputs Outputs `yaml:"outputs"`
 }
 
 // SensitiveConfig lists the path classes whose reads arm the rule.
@@ -143,7 +145,9 @@ func (c *Config) UseDefaultBrowsers() bool {
 
 // Default returns the configuration of an empty file.
 func Default() *Config {
-	return &Config{Rule: RuleConfig{Window: DefaultWindow, MinUploadBytes: DefaultMinUploadBytes, BulkUploadBytes: DefaultBulkUploadBytes}}
+	c := &Config{Rule: RuleConfig{Window: DefaultWindow, MinUploadBytes: DefaultMinUploadBytes, BulkUploadBytes: DefaultBulkUploadBytes}}
+	c.Outputs.fillDefaults()
+	return c
 }
 
 // Duration is a time.Duration written as "10m", "1h30m".
@@ -234,6 +238,7 @@ func Parse(b []byte, name string) (*Config, error) {
 	if err := dec.Decode(strict); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("%s: %s", name, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
+	cfg.Outputs.fillDefaults()
 	return cfg, nil
 }
 
@@ -391,7 +396,7 @@ func (p *parser) seq(v *yaml.Node, kp string, each func(i int, item *yaml.Node, 
 }
 
 func (p *parser) top(n *yaml.Node, cfg *Config) {
-	p.fields(n, "", []string{"sensitive", "rule", "allowlist", "browsers"}, func(k string, v *yaml.Node, kp string) {
+	p.fields(n, "", []string{"sensitive", "rule", "allowlist", "browsers", "outputs"}, func(k string, v *yaml.Node, kp string) {
 		switch k {
 		case "sensitive":
 			p.sensitive(v, kp, &cfg.Sensitive)
@@ -401,6 +406,8 @@ func (p *parser) top(n *yaml.Node, cfg *Config) {
 			p.allowlist(v, kp, cfg)
 		case "browsers":
 			p.browsers(v, kp, &cfg.Browsers)
+		case "outputs":
+			p.outputs(v, kp, &cfg.Outputs)
 		}
 	})
 	p.checkClassRefs(cfg)

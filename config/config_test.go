@@ -99,7 +99,7 @@ func TestLoadMissingFile(t *testing.T) {
 func TestErrors(t *testing.T) {
 	cases := []struct{ name, in, want string }{
 		{"unknown top", "rules:\n  window: 1m\n",
-			`x.yaml:1: rules: unknown key (known: sensitive, rule, allowlist, browsers)`},
+			`x.yaml:1: rules: unknown key (known: sensitive, rule, allowlist, browsers, outputs)`},
 		{"unknown nested", "rule:\n  window: 1m\n  windw: 2m\n",
 			`x.yaml:3: rule.windw: unknown key (known: window, min_upload_bytes, bulk_upload_bytes)`},
 		{"bad duration", "rule:\n  window: 10 minutes\n",

@@ -16,7 +16,9 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	for _, s := range []string{"", "rule:\n  window: 10 minutes\n", "sensitive:\n  classes:\n    - name: a\n      paths: [\"~/[\"]\n",
-		"a: &a [*a]\n", "allowlist:\n  - destination: ::1/129\n", "browsers: {add: [{name: x, path: /y}]}\n"} {
+		"a: &a [*a]\n", "allowlist:\n  - destination: ::1/129\n", "browsers: {add: [{name: x, path: /y}]}\n",
+		"outputs:\n  syslog:\n    - url: tls://h:6514\n      ca_file: /ca.pem\n      min_tls_version: 1.3\n",
+		"outputs:\n  findings: {path: /f, keep: 0x10, max_bytes: 1MiB}\n  evidence: {dir: /e, linger: 1m}\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -38,6 +40,8 @@ func FuzzParse(f *testing.F) {
 		if err := dec.Decode(strict); err != nil && err != io.EOF {
 			t.Fatalf("strict decode failed after walk passed: %v", err)
 		}
+		strict.Outputs.fillDefaults()
+		checkOutputs(t, &cfg.Outputs)
 		if !reflect.DeepEqual(normalize(strict), normalize(cfg)) {
 			t.Fatalf("walk and strict decode disagree:\n%+v\n%+v", cfg, strict)
 		}
@@ -74,5 +78,8 @@ func normalize(c *Config) Config {
 		cls = append(cls, pc)
 	}
 	n.Sensitive.Classes = cls
+	if len(n.Outputs.Syslog) == 0 {
+		n.Outputs.Syslog = nil
+	}
 	return n
 }
