@@ -35,12 +35,15 @@ func TestRunDetectsUploads(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	l := newLab(t, 203)
-	// The server answers after 60 ms, as a remote one would: on a veth an
-	// exchange ends in under a millisecond, and a client that connects,
-	// uploads and exits inside that can be gone before the socket table is
-	// read (a limit of socket-table attribution on Linux, counted as
-	// process_gone; PKTAP on macOS names the process in the packet).
-	l.httpServer(8080, "--delay-ms", "60")
+	// The server answers after 1 s, as a slow remote one would: the
+	// finding must not wait for the answer (it is judged from the end of
+	// the request body), and the clients live long enough for their
+	// sockets to be looked up (on a veth an exchange ends in under a
+	// millisecond: a client that connects, uploads and exits inside that
+	// can be gone before the socket table is read, a limit of socket-table
+	// attribution on Linux counted as process_gone; PKTAP on macOS names
+	// the process in the packet).
+	l.httpServer(8080, "--delay-ms", "1000")
 
 	root := t.TempDir()
 	home := filepath.Join(root, "home")
@@ -209,7 +212,7 @@ allowlist:
 		if w.script != "" && (f.Exfilwatch.Script == nil || f.Exfilwatch.Script.Path != w.script) {
 			t.Errorf("%s: script %+v, want %s", f.URL.Path, f.Exfilwatch.Script, w.script)
 		}
-		t.Logf("finding %s %s %s: %s after the upload ended", f.Process.Name, f.URL.Path, f.Exfilwatch.Severity, f.Event.Created.Sub(f.Event.End).Round(time.Millisecond))
+		t.Logf("finding %s %s %s: %s after the upload ended (the server answered 1 s after it)", f.Process.Name, f.URL.Path, f.Exfilwatch.Severity, f.Event.Created.Sub(f.Event.End).Round(time.Millisecond))
 	}
 	if len(want) > 0 {
 		var missing []string

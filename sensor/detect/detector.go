@@ -205,6 +205,7 @@ type Stats struct {
 	ReadsDropped     uint64 // reads forgotten (MaxReadsPerProcess)
 	PendingForced    uint64 // uploads judged early because MaxPending was reached
 	DestsEvicted     uint64 // destination memory entries forgotten
+	EarlyForgotten   uint64 // times the notice table was cleared (maxEarly)
 }
 
 // FindingSink receives findings. It is called with the detector's lock
@@ -229,6 +230,7 @@ type Detector struct {
 	stats   Stats
 	source  string // capture file being replayed, for findings
 	names   *dns.Names
+	early   map[txKey]struct{} // HTTP transactions judged from their request notice
 }
 
 // New returns a detector that passes every event on to next (may be nil)
@@ -238,6 +240,7 @@ func New(opt Options, next events.Sink, out FindingSink) *Detector {
 	d := &Detector{opt: opt, next: next, out: out}
 	d.stats.BySeverity = map[string]uint64{}
 	d.stats.ByAllowRule = map[string]uint64{}
+	d.early = map[txKey]struct{}{}
 	d.h = newHistory(opt.MaxProcesses, opt.MaxReadsPerProcess, &d.stats)
 	d.dests = newDestMemory(opt.MaxDestinations, &d.stats)
 	if d.opt.Names == nil {
@@ -403,14 +406,63 @@ func (d *Detector) enqueue(u *upload) {
 
 // --- the event stream -------------------------------------------------------
 
-// HTTP passes the event on and considers its request body.
+// HTTP passes the event on and considers its request body, unless the
+// upload was already judged from its request notice.
 func (d *Detector) HTTP(ev *events.HTTP) {
 	if d.next != nil {
 		d.next.HTTP(ev)
 	}
+	k := txKey{ev.FlowID, ev.Tx.Seq()}
+	d.mu.Lock()
+	_, early := d.early[k]
+	delete(d.early, k)
+	d.mu.Unlock()
+	if early {
+		return
+	}
+	if u := d.httpUpload(ev); u != nil {
+		d.enqueue(u)
+	}
+}
+
+// HTTPRequest (events.RequestSink) judges an upload when its request body
+// ended, without waiting for the server's answer: a slow or silent server
+// must not hold back a finding. A notice whose process lookup had not
+// answered yet is left to the full event, which may carry the late answer.
+func (d *Detector) HTTPRequest(ev *events.HTTP) {
+	if !ev.Conn.Attribution.Attributed() {
+		return
+	}
+	u := d.httpUpload(ev)
+	if u == nil {
+		return
+	}
+	d.mu.Lock()
+	if len(d.early) >= maxEarly {
+		// Notices whose event never came (a flow evicted mid-way): forget
+		// them all rather than grow; at worst an upload is judged twice.
+		clear(d.early)
+		d.stats.EarlyForgotten++
+	}
+	d.early[txKey{ev.FlowID, ev.Tx.Seq()}] = struct{}{}
+	d.mu.Unlock()
+	d.enqueue(u)
+}
+
+// txKey names one HTTP transaction: its flow and its number on the flow.
+type txKey struct {
+	flow uint64
+	seq  uint64
+}
+
+// maxEarly bounds the transactions judged from their notice and waiting for
+// their event.
+const maxEarly = 1 << 16
+
+func (d *Detector) httpUpload(ev *events.HTTP) *upload {
 	req := &ev.Tx.Request
 	if req.Method == "" || req.BodyBytes <= 0 || req.BodyBytes < d.opt.MinUploadBytes {
-		return
+		return nil
 	}
 	u := &upload{Protocol: "http", Conn: ev.Conn, Start: req.Start, End: req.End, Bytes: req.BodyBytes,
 		Method: req.Method, Target: req.Target, Host: req.Host, UserAgent: req.UserAgent, ContentType: req.ContentType}
@@ -427,7 +479,7 @@ func (d *Detector) HTTP(ev *events.HTTP) {
 		}
 	}
 	u.FlowIDs = []uint64{ev.FlowID}
-	d.enqueue(u)
+	return u
 }
 
 func partName(name, filename string) string {

@@ -299,3 +299,22 @@ func TestReloadKeepsHistory(t *testing.T) {
 		t.Fatalf("history lost on reload: %d findings", len(out.Findings))
 	}
 }
+
+func TestRequestNoticeJudgesOnce(t *testing.T) {
+	d, out := newTestDetector(t, nil)
+	curl := mkproc(100, 50, 100, "/usr/bin/curl", t0)
+	readAt(d, curl, "/home/alice/Documents/report.pdf", t0, body(3000))
+	tx := &http.Transaction{Request: http.Request{Start: t0.Add(time.Second), End: t0.Add(time.Second), Method: "PUT", Target: "/x",
+		ContentLength: 3000, BodyBytes: 3000, BodyComplete: true}}
+	ev := &events.HTTP{Conn: conn(curl), Tx: tx}
+	d.HTTPRequest(ev) // the body ended; the server has not answered
+	d.Tick(t0.Add(time.Second + DefaultSettle))
+	if len(out.Findings) != 1 {
+		t.Fatalf("no finding from the request notice: %d", len(out.Findings))
+	}
+	d.HTTP(ev) // the response came: the same transaction is not judged again
+	d.Flush()
+	if len(out.Findings) != 1 || d.Stats().Uploads != 1 {
+		t.Fatalf("judged twice: %d findings, stats %+v", len(out.Findings), d.Stats())
+	}
+}

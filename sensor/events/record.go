@@ -9,6 +9,9 @@ const (
 	KindFTPData
 	KindFlow
 	KindDNS
+	// KindHTTPRequest is the notice that a request's body ended
+	// (RequestSink), not an event of its own: HTTP holds it.
+	KindHTTPRequest
 )
 
 // Record holds any one event by value, for code that queues events (the
@@ -37,6 +40,10 @@ func (r *Record) Deliver(s Sink) {
 		if d, ok := s.(DNSSink); ok && r.DNS != nil {
 			d.DNS(r.DNS)
 		}
+	case KindHTTPRequest:
+		if rs, ok := s.(RequestSink); ok {
+			rs.HTTPRequest(&r.HTTP)
+		}
 	}
 }
 
@@ -44,7 +51,7 @@ func (r *Record) Deliver(s Sink) {
 // data transfer the data and the control connection.
 func (r *Record) Conns() (a, b *Conn) {
 	switch r.Kind {
-	case KindHTTP:
+	case KindHTTP, KindHTTPRequest:
 		return &r.HTTP.Conn, nil
 	case KindFTP:
 		return &r.FTP.Conn, nil
