@@ -168,8 +168,10 @@ func runAction(c *cli.Context) error {
 	var files *fileWatch
 	var es *esWatch
 	if !c.Bool("no-file-access") {
+		// Hash what the rule may compare with an upload: sensitive files.
+		sensitive := func(p string) bool { _, ok := dopt.Sensitive.Match(p); return ok }
 		if runtime.GOOS == "darwin" {
-			es, err = startEsWatch(c.String("eslogger-path"), host)
+			es, err = startEsWatch(c.String("eslogger-path"), host, sensitive)
 			if err != nil {
 				src.Close()
 				return fmt.Errorf("run: eslogger: %w", err)
@@ -180,8 +182,6 @@ func runAction(c *cli.Context) error {
 			if len(paths) == 0 {
 				paths = defaultWatchPaths()
 			}
-			// Hash what the rule may compare with an upload: sensitive files.
-			sensitive := func(p string) bool { _, ok := dopt.Sensitive.Match(p); return ok }
 			files, err = startFileWatch(paths, host, sensitive, 0)
 			if err != nil {
 				src.Close()
@@ -313,6 +313,11 @@ func (l *liveStats) log(msg string) {
 			Uint64("eslogger_kernel_dropped", es.GapEvents)
 		if es.LastError != "" {
 			ev = ev.Str("eslogger_error", es.LastError)
+		}
+		if l.es.h != nil {
+			hs := l.es.h.Stats()
+			ev = ev.Uint64("files_hashed", hs.Hashed).Uint64("files_too_large_to_hash", hs.TooLarge).
+				Uint64("hash_queue_full", hs.QueueFull).Uint64("hash_late", hs.Late).Uint64("hash_file_changed", hs.Changed)
 		}
 	}
 	if l.det != nil {
