@@ -100,6 +100,17 @@ func (t *esAuditToken) UnmarshalJSON(b []byte) error {
 type esFile struct {
 	Path          *string `json:"path"`
 	PathTruncated bool    `json:"path_truncated"`
+	Stat          *struct {
+		Size *int64 `json:"st_size"`
+	} `json:"stat"`
+}
+
+// size is the file's st_size when eslogger gave it (0 otherwise).
+func (f *esFile) size() int64 {
+	if f == nil || f.Stat == nil || f.Stat.Size == nil || *f.Stat.Size < 0 {
+		return 0
+	}
+	return *f.Stat.Size
 }
 
 func (f *esFile) path(what string) (string, error) {
@@ -310,7 +321,9 @@ func (p *EsloggerParser) event(name string, body json.RawMessage, env *esEnvelop
 			// Neither FREAD nor FWRITE (O_EVTONLY, a stat-like open).
 			k = AccessUnknown
 		}
-		return fa(pth, k), nil
+		r := fa(pth, k)
+		r.Size = e.File.size()
+		return r, nil
 	case "close":
 		var e esClose
 		if err := json.Unmarshal(body, &e); err != nil {

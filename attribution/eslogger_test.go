@@ -175,8 +175,8 @@ func TestEsloggerFixtures(t *testing.T) {
 		name string
 		want FileAccess
 	}{
-		{"open_read", FileAccess{Path: "/Users/alice/.ssh/id_ed25519", Access: AccessRead, Time: base.Add(1)}},
-		{"open_write", FileAccess{Path: "/tmp/out.bin", Access: AccessWrite, Time: base.Add(2)}},
+		{"open_read", FileAccess{Path: "/Users/alice/.ssh/id_ed25519", Access: AccessRead, Size: 42, Time: base.Add(1)}},
+		{"open_write", FileAccess{Path: "/tmp/out.bin", Access: AccessWrite, Size: 42, Time: base.Add(2)}},
 		{"close", FileAccess{Path: "/tmp/out.bin", Access: AccessClose, Modified: true, Time: base.Add(3)}},
 		{"rename_existing", FileAccess{Path: "/tmp/out.bin", DestPath: "/Users/alice/Desktop/out.bin", Access: AccessRenameSource, Time: base.Add(4)}},
 		{"rename_new", FileAccess{Path: "/tmp/out.bin", DestPath: "/Users/alice/Desktop/new.bin", Access: AccessRenameSource, Time: base.Add(5)}},
