@@ -63,6 +63,8 @@ type ProcTable struct {
 	pending      []int32 // OnOwner calls to make once unlocked
 	want         map[uint64]struct{}
 	listed       map[int32]struct{}
+	probed       map[int32]procPIDState // fd tables probe read in this rescan
+	lastProbed   int32                  // the last pid allocated when rescan last probed
 	scratch      []Socket
 	linkBuf      [64]byte
 }
@@ -98,6 +100,7 @@ func NewProcTable(root string, opts ProcTableOptions) (*ProcTable, error) {
 		recent:      newProcRecent(opts.maxRecent()),
 		want:        make(map[uint64]struct{}),
 		listed:      make(map[int32]struct{}),
+		probed:      make(map[int32]procPIDState),
 	}
 	if !opts.DisableSockDiag && root == "/proc" {
 		if d, err := newSockdiagConn(); err == nil {

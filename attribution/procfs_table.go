@@ -93,7 +93,10 @@ type ProcTableStats struct {
 	// table looked unchanged (at most one per MinRescanInterval, unless Scan).
 	FullRescans uint64
 	ScannedPIDs uint64 // fd tables read
-	ScannedFDs  uint64 // fd links read
+	// ProbedPIDs counts the fd tables read by number, newest pid first,
+	// before root was listed (included in ScannedPIDs).
+	ProbedPIDs uint64
+	ScannedFDs uint64 // fd links read
 	// UnreadableFDTables counts fd tables that could not be read: the
 	// process exited meanwhile, or the sensor lacks the right (not root).
 	UnreadableFDTables uint64
