@@ -213,7 +213,9 @@ func (p *parser) outputs(n *yaml.Node, prefix string, o *Outputs) {
 		case "events":
 			p.fileOutput(v, kp, &o.Events)
 		case "syslog":
-			seen := map[string]int{}
+			// The same URL may appear twice (another server_name or
+			// format), the same destination twice is a mistake.
+			seen := map[SyslogOutput]int{}
 			p.seq(v, kp, func(i int, it *yaml.Node, ip string) {
 				if i == MaxSyslogOutputs {
 					p.errf(it, kp, "at most %d destinations", MaxSyslogOutputs)
@@ -223,11 +225,11 @@ func (p *parser) outputs(n *yaml.Node, prefix string, o *Outputs) {
 				}
 				var s SyslogOutput
 				if p.syslogOutput(it, ip, &s) {
-					if line, dup := seen[s.URL]; dup {
-						p.errf(it, ip+".url", "duplicate destination %q (first at line %d)", s.URL, line)
+					if line, dup := seen[s]; dup {
+						p.errf(it, ip, "duplicate destination %q (first at line %d)", s.URL, line)
 						return
 					}
-					seen[s.URL] = it.Line
+					seen[s] = it.Line
 					o.Syslog = append(o.Syslog, s)
 				}
 			})

@@ -176,7 +176,7 @@ func TestOutputsErrors(t *testing.T) {
 		{"message too short", "outputs:\n  syslog:\n    - url: tcp://h:514\n      max_message_bytes: 100\n",
 			`x.yaml:4: outputs.syslog[0].max_message_bytes: "100" out of range (480 to 1048576 bytes)`},
 		{"duplicate url", "outputs:\n  syslog:\n    - url: udp://h:514\n    - url: udp://h:514\n",
-			`x.yaml:4: outputs.syslog[1].url: duplicate destination "udp://h:514" (first at line 3)`},
+			`x.yaml:4: outputs.syslog[1]: duplicate destination "udp://h:514" (first at line 3)`},
 		{"same dir", "outputs:\n  spool:\n    dir: /var/db/x\n  evidence:\n    dir: /var/db/x/\n",
 			`x.yaml:5: outputs.evidence.dir: same directory as outputs.spool.dir`},
 		{"root dir", "outputs:\n  spool:\n    dir: /\n",

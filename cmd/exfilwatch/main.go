@@ -71,6 +71,8 @@ func newApp() *cli.App {
 			replayCommand(),
 			baselineCommand(),
 			runCommand(),
+			checkConfigCommand(),
+			doctorCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version and exit",
