@@ -125,3 +125,72 @@ test-pcap: build-pcap
 
 clean:
 	rm -f $(BIN) $(BIN)-pcap
+
+# install / uninstall (docs/operations.md). macOS: the binary in
+# /usr/local/bin, the configuration in /usr/local/etc/exfilwatch (only when
+# absent), state in /var/db/exfilwatch, logs in /var/log/exfilwatch, the
+# LaunchDaemon bootstrapped. Linux: /etc/exfilwatch, /var/lib/exfilwatch and
+# a systemd unit (daemon-reload only; `systemctl enable --now exfilwatch`
+# starts it). With DESTDIR set, files are laid under it and nothing is
+# started or stopped. INSTALL_OS (Darwin or Linux) picks the layout;
+# INSTALL_DEPS= with BIN=FILE installs an already built binary.
+# `make uninstall` keeps the configuration, state and logs; PURGE=1 removes them.
+DESTDIR      ?=
+PREFIX       ?= /usr/local
+INSTALL_OS   ?= $(shell uname -s)
+INSTALL_DEPS ?= build
+PURGE        ?=
+LAUNCHD_LABEL := com.exfilwatch.sensor
+ifeq ($(INSTALL_OS),Darwin)
+ETC_DIR   := $(PREFIX)/etc/exfilwatch
+STATE_DIR := /var/db/exfilwatch
+PKG_DIR   := packaging/macos
+else
+ETC_DIR   := /etc/exfilwatch
+STATE_DIR := /var/lib/exfilwatch
+PKG_DIR   := packaging/linux
+endif
+LOG_DIR   := /var/log/exfilwatch
+
+.PHONY: install uninstall
+
+install: $(INSTALL_DEPS)
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/exfilwatch $(DESTDIR)$(ETC_DIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/exfilwatch
+	install -m 0644 docs/operations.md docs/config.md $(DESTDIR)$(PREFIX)/share/doc/exfilwatch/
+	@if [ -e $(DESTDIR)$(ETC_DIR)/exfilwatch.yaml ]; then \
+	  echo "keeping $(DESTDIR)$(ETC_DIR)/exfilwatch.yaml (new example: $(DESTDIR)$(ETC_DIR)/exfilwatch.yaml.example)"; \
+	  install -m 0600 $(PKG_DIR)/exfilwatch.yaml $(DESTDIR)$(ETC_DIR)/exfilwatch.yaml.example; \
+	else install -m 0600 $(PKG_DIR)/exfilwatch.yaml $(DESTDIR)$(ETC_DIR)/exfilwatch.yaml; fi
+	install -d -m 0700 $(DESTDIR)$(STATE_DIR) $(DESTDIR)$(STATE_DIR)/spool $(DESTDIR)$(STATE_DIR)/evidence
+	install -d -m 0750 $(DESTDIR)$(LOG_DIR)
+ifeq ($(INSTALL_OS),Darwin)
+	install -d -m 0755 $(DESTDIR)/Library/LaunchDaemons $(DESTDIR)/etc/newsyslog.d
+	install -m 0644 $(PKG_DIR)/$(LAUNCHD_LABEL).plist $(DESTDIR)/Library/LaunchDaemons/$(LAUNCHD_LABEL).plist
+	install -m 0644 $(PKG_DIR)/newsyslog-exfilwatch.conf $(DESTDIR)/etc/newsyslog.d/exfilwatch.conf
+	@if [ -z "$(DESTDIR)" ]; then \
+	  launchctl bootout system/$(LAUNCHD_LABEL) 2>/dev/null || true; \
+	  launchctl bootstrap system /Library/LaunchDaemons/$(LAUNCHD_LABEL).plist && echo "started $(LAUNCHD_LABEL); check it with: sudo exfilwatch doctor"; \
+	fi
+else
+	install -d -m 0755 $(DESTDIR)/etc/systemd/system
+	install -m 0644 $(PKG_DIR)/exfilwatch.service $(DESTDIR)/etc/systemd/system/exfilwatch.service
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1; then \
+	  systemctl daemon-reload || true; \
+	  echo "installed; check with: sudo exfilwatch doctor; start with: sudo systemctl enable --now exfilwatch"; \
+	fi
+endif
+
+uninstall:
+ifeq ($(INSTALL_OS),Darwin)
+	@if [ -z "$(DESTDIR)" ]; then launchctl bootout system/$(LAUNCHD_LABEL) 2>/dev/null || true; fi
+	rm -f $(DESTDIR)/Library/LaunchDaemons/$(LAUNCHD_LABEL).plist $(DESTDIR)/etc/newsyslog.d/exfilwatch.conf
+else
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1; then systemctl disable --now exfilwatch 2>/dev/null || true; fi
+	rm -f $(DESTDIR)/etc/systemd/system/exfilwatch.service
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1; then systemctl daemon-reload || true; fi
+endif
+	rm -f $(DESTDIR)$(PREFIX)/bin/exfilwatch
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/exfilwatch
+	@if [ -n "$(PURGE)" ]; then rm -rf $(DESTDIR)$(ETC_DIR) $(DESTDIR)$(STATE_DIR) $(DESTDIR)$(LOG_DIR); \
+	else echo "kept $(DESTDIR)$(ETC_DIR), $(DESTDIR)$(STATE_DIR) and $(DESTDIR)$(LOG_DIR) (PURGE=1 removes them)"; fi
