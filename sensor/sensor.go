@@ -130,6 +130,12 @@ type Sensor struct {
 	pe        pendingEvent   // the record being emitted
 	pending   []pendingEvent // events waiting for their lookups, in order
 	now       time.Time      // the latest packet or Tick time
+
+	// tap, when set, sees every packet of a flow (PacketTap); tapClosed
+	// holds the flows closed while a packet was processed, reported after
+	// that packet so that a flow's last packet comes before its close.
+	tap       PacketTap
+	tapClosed []uint64
 }
 
 // Attributor finds the local process behind a flow (attribution.Resolver).
@@ -147,6 +153,55 @@ type Deps struct {
 	Sink events.Sink
 	// Attributor, when set, is asked for every new flow's process.
 	Attributor Attributor
+	// PacketTap, when set, sees every packet that belongs to a flow
+	// (sensor/output/evidence keeps them for findings). Unset costs nothing.
+	PacketTap PacketTap
+}
+
+// PacketTap sees the packets of flows as the sensor reads them, on the
+// sensor's goroutine: it must not block. fr and its Data are only valid
+// during the call. Packets that open no flow (orphan TCP segments, non-IP
+// frames, second copies of loopback packets) are not shown. FlowClosed
+// comes once per flow, after its last packet; the id is never reused.
+type PacketTap interface {
+	Packet(flowID uint64, fr *capture.Frame)
+	FlowClosed(flowID uint64)
+}
+
+// tapHandler reports flow closes to the tap, on top of the sensor's own
+// handling; it is only used when a tap is set.
+type tapHandler struct{ *handler }
+
+func (h tapHandler) Closed(f *flows.Flow) {
+	id := f.ID // f is reused once handed back
+	h.handler.Closed(f)
+	s := h.s()
+	s.tapClosed = append(s.tapClosed, id)
+}
+
+// tapPacket runs the current packet through the table and shows it to the
+// tap with its flow's id: the flow after the packet (a new or reused one),
+// or the one before it when the packet closed it.
+func (s *Sensor) tapPacket(fr *capture.Frame) {
+	var id uint64
+	if f := s.table.Lookup(&s.pkt); f != nil {
+		id = f.ID
+	}
+	s.table.Packet(&s.pkt)
+	if f := s.table.Lookup(&s.pkt); f != nil {
+		id = f.ID
+	}
+	if id != 0 {
+		s.tap.Packet(id, fr)
+	}
+	s.flushTapClosed()
+}
+
+func (s *Sensor) flushTapClosed() {
+	for _, id := range s.tapClosed {
+		s.tap.FlowClosed(id)
+	}
+	s.tapClosed = s.tapClosed[:0]
 }
 
 // New returns a sensor that writes events to sink, without process
@@ -158,7 +213,12 @@ func New(cfg Config, sink events.Sink) *Sensor {
 // NewWithDeps returns a sensor wired to its collaborators.
 func NewWithDeps(cfg Config, d Deps) *Sensor {
 	s := &Sensor{cfg: cfg, sink: d.Sink, attr: d.Attributor, dec: decode.NewDecoder(cfg.Decode), local: localNets(cfg.LocalNets)}
-	s.table = flows.NewTable(cfg.Flows, (*handler)(s))
+	if d.PacketTap != nil {
+		s.tap = d.PacketTap
+		s.table = flows.NewTable(cfg.Flows, tapHandler{(*handler)(s)})
+	} else {
+		s.table = flows.NewTable(cfg.Flows, (*handler)(s))
+	}
 	s.exp.init(cfg.maxExpected(), cfg.expectTTL())
 	return s
 }
@@ -184,7 +244,11 @@ func (s *Sensor) Frame(fr *capture.Frame) {
 		return
 	}
 	defer s.recoverFlow()
-	s.table.Packet(&s.pkt)
+	if s.tap != nil {
+		s.tapPacket(fr)
+	} else {
+		s.table.Packet(&s.pkt)
+	}
 	s.dnsPacket()
 }
 
@@ -209,6 +273,9 @@ func (s *Sensor) Tick(now time.Time) {
 		s.now = now
 	}
 	s.table.Expire(now)
+	if s.tap != nil {
+		s.flushTapClosed()
+	}
 	if len(s.pending) > 0 {
 		s.drain(false, 0)
 	}
@@ -219,6 +286,9 @@ func (s *Sensor) Tick(now time.Time) {
 func (s *Sensor) Flush() {
 	defer s.recoverFlow()
 	s.table.Flush()
+	if s.tap != nil {
+		s.flushTapClosed()
+	}
 	s.waitPending()
 }
 
