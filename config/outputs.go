@@ -89,7 +89,7 @@ const (
 	DefaultKeep            = 5
 	MaxKeep                = 1000
 	DefaultSyslogFormat    = "rfc5424"
-	DefaultSyslogFacility  = "local0"
+	DefaultSyslogFacility  = "authpriv" // findings name users' files and command lines: keep them where only root/adm read
 	DefaultMinTLSVersion   = "1.2"
 	DefaultUDPMessageBytes = ByteSize(2048) // RFC 5426: receivers should take 2048
 	DefaultMessageBytes    = ByteSize(8192) // tcp, tls, unix

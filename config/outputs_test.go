@@ -71,8 +71,8 @@ func TestOutputsExample(t *testing.T) {
 	}
 	// Defaults fill what the second destination leaves out; udp's message
 	// bound is one datagram's.
-	if s := o.Syslog[1]; s.Format != "rfc3164" || s.Facility != "local0" || s.MaxMessageBytes != 2048 || s.MinTLSVersion != "" ||
-		s.Scheme() != "udp" || s.Address() != "127.0.0.1:514" || s.FacilityCode() != 16 {
+	if s := o.Syslog[1]; s.Format != "rfc3164" || s.Facility != "authpriv" || s.MaxMessageBytes != 2048 || s.MinTLSVersion != "" ||
+		s.Scheme() != "udp" || s.Address() != "127.0.0.1:514" || s.FacilityCode() != 10 {
 		t.Errorf("syslog[1] = %+v", s)
 	}
 	if o.Syslog[0].FacilityCode() != 20 || o.Syslog[0].Address() != "siem.example.com:6514" {
@@ -99,7 +99,7 @@ func TestOutputsDefaults(t *testing.T) {
 	if o.Findings.Path != "" || o.Findings.Format != "json" || o.Findings.Keep != DefaultKeep || o.Findings.MaxBytes != 0 {
 		t.Errorf("findings = %+v", o.Findings)
 	}
-	if s := o.Syslog[0]; s.MinTLSVersion != "1.2" || s.MaxMessageBytes != 8192 || s.TLSServerName() != "::1" || s.Facility != "local0" {
+	if s := o.Syslog[0]; s.MinTLSVersion != "1.2" || s.MaxMessageBytes != 8192 || s.TLSServerName() != "::1" || s.Facility != "authpriv" {
 		t.Errorf("tls = %+v (server name %q)", s, s.TLSServerName())
 	}
 	if s := o.Syslog[1]; s.Scheme() != "unix" || s.Address() != "/var/run/syslog" || s.MaxMessageBytes != 8192 {

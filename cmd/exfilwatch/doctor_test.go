@@ -311,7 +311,7 @@ outputs:
 	if code != 0 || errOut != "" {
 		t.Fatalf("good: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{good + ": ok", "allowlist: 1 entries", "syslog: tls://collector.test:6514 (rfc5424, facility local0", "TLS ≥ 1.2", "client certificate", "findings: " + dir + "/log/findings.jsonl (json, rotated at 10485760 bytes, 5 kept)", "spool: " + dir + "/spool"} {
+	for _, want := range []string{good + ": ok", "allowlist: 1 entries", "syslog: tls://collector.test:6514 (rfc5424, facility authpriv", "TLS ≥ 1.2", "client certificate", "findings: " + dir + "/log/findings.jsonl (json, rotated at 10485760 bytes, 5 kept)", "spool: " + dir + "/spool"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}

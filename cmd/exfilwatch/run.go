@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,7 +32,7 @@ func runCommand() *cli.Command {
 			"--stats-interval and at exit. --backend pcap captures through libpcap instead, in a build with\n" +
 			"-tags pcap (cgo and libpcap-dev); its filter is compiled by libpcap.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Required: true, Usage: "interface to capture on: a name (eth0, en0), \"any\" (Linux), or \"pktap,all\" / \"pktap,en0,utun3\" (macOS)"},
+			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "interface to capture on: a name (eth0, en0), \"any\" (Linux), or \"pktap,all\" / \"pktap,en0,utun3\" (macOS)"},
 			&cli.StringFlag{Name: "backend", Value: capture.BackendNative, Usage: "capture `BACKEND`: native (AF_PACKET on Linux, /dev/bpf on macOS) or pcap (libpcap; only in a build with -tags pcap)"},
 			&cli.StringFlag{Name: "bpf", Usage: "capture only packets matching this tcpdump-syntax `FILTER` (compiled by the system's tcpdump, or by libpcap with --backend pcap; applied after capture on PKTAP)"},
 			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "also write every event (HTTP transaction, FTP command and transfer, connection, DNS answer) to `FILE` (\"-\" for stdout)"},
@@ -45,7 +46,7 @@ func runCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-file-access", Usage: "do not watch file accesses (no fanotify on Linux, no eslogger on macOS): no finding can be raised, events are still decoded"},
 			&cli.StringFlag{Name: "eslogger-path", Value: attribution.DefaultEsloggerPath, Usage: "macOS: the eslogger binary run (as a supervised child) for file accesses and process events"},
 			&cli.DurationFlag{Name: "attribution-wait", Value: 250 * time.Millisecond, Usage: "how long writing an event may wait for its connection's process lookup (started at the first packet)"},
-		}, append(detectFlags("-"), limitFlags()...)...),
+		}, append(append(detectFlags("-"), outputFlags()...), limitFlags()...)...),
 		Action: runAction,
 	}
 }
@@ -72,47 +73,48 @@ func runAction(c *cli.Context) error {
 	} else {
 		logger.Warn().Err(err).Msg("cannot list the host's addresses: network.direction will be missing")
 	}
+	// The configuration comes first: a bad file is an error before any
+	// capture starts.
+	ruleCfg, err := loadRuleConfig(c)
+	if err != nil {
+		return fmt.Errorf("run: --config: %w", err)
+	}
+	dopt, err := detectorOptions(ruleCfg, runtime.GOOS)
+	if err != nil {
+		return fmt.Errorf("run: --config: %w", err)
+	}
+	outCfg, err := mergeOutputs(c, ruleCfg.Outputs)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	iface := c.String("interface")
+	if iface == "" {
+		iface = outCfg.Interface
+	}
+	if iface == "" {
+		return errors.New("run: no interface: give --interface or outputs.interface in the configuration file")
+	}
+	outs, err := openOutputs(outCfg)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	src, err := capture.OpenLiveBackend(c.String("backend"), iface, capture.LiveOptions{
 		BufferSize:  c.Int("buffer-size"),
 		Filter:      c.String("bpf"),
 		Promiscuous: c.Bool("promiscuous"),
 	})
 	if err != nil {
+		outs.close()
 		return fmt.Errorf("run: %w", err)
 	}
-	ruleCfg, err := loadRuleConfig(c)
-	if err != nil {
-		src.Close()
-		return fmt.Errorf("run: --config: %w", err)
-	}
-	dopt, err := detectorOptions(ruleCfg, runtime.GOOS)
-	if err != nil {
-		src.Close()
-		return fmt.Errorf("run: --config: %w", err)
-	}
-	fw, closeFindings, err := findingsOutput(c)
-	if err != nil {
-		src.Close()
-		return fmt.Errorf("run: %w", err)
-	}
-	defer closeFindings()
+	closeOuts := sync.OnceValue(outs.close)
+	defer closeOuts()
 	var w eventWriter = &countingEvents{}
-	closeOut := func() error { return nil }
-	if p := c.String("events"); p != "" {
-		out, cl, err := openOutput(p)
-		if err != nil {
-			src.Close()
-			return fmt.Errorf("run: --events: %w", err)
-		}
-		w, closeOut = newEventWriter(format, out), cl
+	if outs.eventsOut != nil {
+		w = newEventWriter(outCfg.Events.Format, outs.eventsOut)
 	}
 	w.setSource("")
-	var fout detect.FindingSink
-	if fw != nil {
-		fout = fw
-	}
-	det := detect.New(dopt, w, fout)
+	det := detect.New(dopt, w, outs.sink())
 	cfg.AttributionWait = c.Duration("attribution-wait")
 
 	var rec *recorder
@@ -129,6 +131,9 @@ func runAction(c *cli.Context) error {
 		}
 	}
 	deps := sensor.Deps{Sink: det}
+	if outs.evidence != nil {
+		deps.PacketTap = outs.evidence
+	}
 	var resolver *attribution.Resolver
 	if !c.Bool("no-attribution") {
 		table, procs, err := attribution.NewSystem()
@@ -199,8 +204,18 @@ func runAction(c *cli.Context) error {
 	defer src.Close()
 	logger.Info().Str("interface", iface).Str("backend", src.Backend()).Str("filter", c.String("bpf")).Msg("capturing")
 
-	st := &liveStats{src: src, s: s, started: time.Now(), resolver: resolver, det: det, files: files, es: es}
+	// SIGHUP reopens the output files (after an outside rotation) and
+	// reloads the rule's configuration — classes, window, sizes, browsers,
+	// allowlist — without touching flows or the detector's memory.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	st := &liveStats{src: src, s: s, started: time.Now(), resolver: resolver, det: det, files: files, es: es, outs: outs}
 	interval := c.Duration("stats-interval")
+	if !c.IsSet("stats-interval") && ruleCfg.Outputs.StatsInterval > 0 && c.String("config") != "" {
+		interval = time.Duration(ruleCfg.Outputs.StatsInterval)
+	}
 	nextStats := time.Now().Add(interval)
 	var fr capture.Frame
 	var loopErr error
@@ -244,6 +259,11 @@ func runAction(c *cli.Context) error {
 			st.log("stats")
 			nextStats = now.Add(interval)
 		}
+		select {
+		case <-hup:
+			reloadOnHUP(c, det, outs)
+		default:
+		}
 	}
 	s.Flush()
 	if files != nil {
@@ -253,15 +273,12 @@ func runAction(c *cli.Context) error {
 		es.stop()
 	}
 	det.Flush()
-	if fw != nil {
-		if err := fw.Err(); err != nil && loopErr == nil {
-			loopErr = err
-		}
-	}
 	if err := w.Flush(); err != nil && loopErr == nil {
 		loopErr = fmt.Errorf("write events: %w", err)
 	}
-	closeOut()
+	if err := closeOuts(); err != nil && loopErr == nil {
+		loopErr = fmt.Errorf("outputs: %w", err)
+	}
 	if resolver != nil {
 		resolver.Close() // the journal gets every answer before it is closed
 	}
@@ -288,6 +305,7 @@ type liveStats struct {
 	files    *fileWatch
 	es       *esWatch
 	det      *detect.Detector
+	outs     *liveOutputs
 }
 
 func (l *liveStats) log(msg string) {
@@ -298,6 +316,9 @@ func (l *liveStats) log(msg string) {
 	}
 	if l.resolver != nil {
 		rs := l.resolver.Stats()
+		if rs.Requests > 0 {
+			ev = ev.Float64("flows_attributed_share", float64(rs.Attributed)/float64(rs.Requests)).Interface("attributed_by_method", rs.ByMethod)
+		}
 		ev = ev.Uint64("attribution_requests", rs.Requests).Uint64("attributed", rs.Attributed).
 			Uint64("unattributed", rs.Unattributed).Interface("unattributed_by_reason", rs.ByReason)
 	}
@@ -326,7 +347,11 @@ func (l *liveStats) log(msg string) {
 			Uint64("uploads", ds.Uploads).Uint64("uploads_unattributed", ds.Unattributed).Uint64("uploads_by_browsers", ds.Browser).
 			Uint64("allowlisted", ds.Allowlisted).Uint64("findings", ds.Findings).Interface("findings_by_severity", ds.BySeverity).
 			Uint64("detector_processes_evicted", ds.ProcessesEvicted).Uint64("detector_reads_dropped", ds.ReadsDropped)
+		if ds.Uploads > 0 {
+			ev = ev.Float64("uploads_attributed_share", float64(ds.Uploads-ds.Unattributed)/float64(ds.Uploads))
+		}
 	}
+	ev = l.outs.stats(ev)
 	ev.Uint64("packets", st.Decode.Packets).
 		Uint64("bytes", st.Sensor.Bytes).
 		Uint64("flows", st.Flows.Flows).
@@ -339,6 +364,28 @@ func (l *liveStats) log(msg string) {
 		Uint64("internal_errors", st.Sensor.Panics).
 		Dur("uptime", time.Since(l.started).Round(time.Second)).
 		Msg(msg)
+}
+
+// reloadOnHUP reopens the output files and reloads the rule's
+// configuration. A configuration that no longer loads is logged and the
+// running one kept: a typo must not stop the sensor.
+func reloadOnHUP(c *cli.Context, det *detect.Detector, outs *liveOutputs) {
+	outs.reopen()
+	if c.String("config") == "" {
+		logger.Info().Msg("SIGHUP: output files reopened (no --config to reload)")
+		return
+	}
+	cfg, err := loadRuleConfig(c)
+	if err == nil {
+		var opt detect.Options
+		if opt, err = detectorOptions(cfg, runtime.GOOS); err == nil {
+			det.Reload(opt)
+			logger.Info().Str("config", c.String("config")).Int("allowlist", len(cfg.Allowlist)).
+				Msg("SIGHUP: output files reopened, configuration reloaded")
+			return
+		}
+	}
+	logger.Error().Err(err).Str("config", c.String("config")).Msg("SIGHUP: configuration not reloaded, the running one is kept")
 }
 
 // defaultWatchPaths are the filesystems holding users' homes.

@@ -552,6 +552,13 @@ func (w *Writer) Finding(f *Finding) {
 	w.Count++
 }
 
+// Written returns how many findings were written.
+func (w *Writer) Written() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.Count
+}
+
 // Err returns the first write error.
 func (w *Writer) Err() error {
 	w.mu.Lock()
