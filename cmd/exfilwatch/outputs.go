@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -80,18 +82,35 @@ func mergeOutputs(c *cli.Context, o config.Outputs) (config.Outputs, error) {
 	if urls := c.StringSlice("syslog"); len(urls) > 0 {
 		var b strings.Builder
 		b.WriteString("outputs:\n  syslog:\n")
+		tlsFlags := [][2]string{{"ca_file", "syslog-ca"}, {"cert_file", "syslog-cert"}, {"key_file", "syslog-key"},
+			{"server_name", "syslog-server-name"}, {"min_tls_version", "syslog-min-tls"}}
+		anyTLS := false
 		for _, u := range urls {
 			fmt.Fprintf(&b, "    - url: %s\n", strconv.Quote(u))
-			for _, kv := range [][2]string{{"format", "syslog-format"}, {"facility", "syslog-facility"}, {"ca_file", "syslog-ca"},
-				{"cert_file", "syslog-cert"}, {"key_file", "syslog-key"}, {"server_name", "syslog-server-name"}, {"min_tls_version", "syslog-min-tls"}} {
+			keys := [][2]string{{"format", "syslog-format"}, {"facility", "syslog-facility"}}
+			// The TLS flags are shared by every --syslog: they belong to
+			// the tls:// ones only, so that udp, tcp and tls destinations
+			// can be given together.
+			if scheme, _, _ := strings.Cut(u, "://"); strings.EqualFold(scheme, "tls") {
+				keys = append(keys, tlsFlags...)
+				anyTLS = true
+			}
+			for _, kv := range keys {
 				if v := c.String(kv[1]); v != "" {
 					fmt.Fprintf(&b, "      %s: %s\n", kv[0], strconv.Quote(v))
 				}
 			}
 		}
-		fc, err := config.Parse([]byte(b.String()), "--syslog flags")
+		if !anyTLS {
+			for _, kv := range tlsFlags {
+				if c.String(kv[1]) != "" {
+					return o, fmt.Errorf("--%s: only for tls:// destinations, and no --syslog is one", kv[1])
+				}
+			}
+		}
+		fc, err := config.Parse([]byte(b.String()), syslogFlagsSource)
 		if err != nil {
-			return o, err
+			return o, flagError(err, urls)
 		}
 		o.Syslog = fc.Outputs.Syslog
 	}
@@ -105,6 +124,32 @@ func mergeOutputs(c *cli.Context, o config.Outputs) (config.Outputs, error) {
 		o.Evidence.Dir = c.String("evidence-dir")
 	}
 	return o, nil
+}
+
+// syslogFlagsSource names the YAML mergeOutputs makes of the --syslog flags.
+const syslogFlagsSource = "--syslog flags"
+
+var syslogFlagProblem = regexp.MustCompile(regexp.QuoteMeta(syslogFlagsSource) + `:\d+: outputs\.syslog\[(\d+)\]\.([a-z_]+): `)
+
+// flagError words the configuration parser's problems with the YAML made
+// of the --syslog flags in terms of the flags: "--syslog-ca (for
+// tls://h:6514): …" rather than a line of a file the user never wrote.
+func flagError(err error, urls []string) error {
+	flags := map[string]string{"url": "syslog", "format": "syslog-format", "facility": "syslog-facility", "ca_file": "syslog-ca",
+		"cert_file": "syslog-cert", "key_file": "syslog-key", "server_name": "syslog-server-name", "min_tls_version": "syslog-min-tls"}
+	msg := syslogFlagProblem.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := syslogFlagProblem.FindStringSubmatch(m)
+		i, _ := strconv.Atoi(sub[1])
+		flag, ok := flags[sub[2]]
+		if !ok || i >= len(urls) {
+			return m
+		}
+		if flag == "syslog" {
+			return "--syslog: "
+		}
+		return fmt.Sprintf("--%s (for %s): ", flag, urls[i])
+	})
+	return errors.New(msg)
 }
 
 // liveOutputs are the places findings and events go in `run`.
@@ -196,11 +241,11 @@ func openForwarder(s config.SyslogOutput, sp config.SpoolConfig, n int) (*output
 	}
 	if s.Scheme() == "tls" {
 		if _, err := loadCAFile(s.CAFile); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("ca_file: %w", err)
 		}
 		if s.CertFile != "" {
 			if _, err := loadKeyPair(s.CertFile, s.KeyFile); err != nil {
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("cert_file/key_file: %w", err)
 			}
 		}
 	}
