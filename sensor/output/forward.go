@@ -68,12 +68,20 @@ type ForwarderOptions struct {
 	// peer's TCP (Unacked > 0) before the connection is given up as
 	// stalled and the batch re-sent on a new one; default 30s.
 	ConfirmTimeout time.Duration
-	MaxBatch       int           // records written before a confirmation; default 256
-	BackoffMin     time.Duration // default 250ms
-	BackoffMax     time.Duration // default 30s
-	DialTimeout    time.Duration // default 10s
-	FlushTimeout   time.Duration // how long Close keeps sending; default 5s
-	Log            zerolog.Logger
+	// MaxBatch is how many messages are written between two looks at the
+	// spool and the connection; a batch is the unit that is confirmed.
+	// Default 256.
+	MaxBatch int
+	// MaxInflight bounds the messages written on a connection and not yet
+	// confirmed: writing goes on while earlier batches wait out their
+	// ConfirmDelay, up to this many. It is the bound on the messages sent
+	// again after a broken connection or a sensor stop. Default 4096.
+	MaxInflight  int
+	BackoffMin   time.Duration // default 250ms
+	BackoffMax   time.Duration // default 30s
+	DialTimeout  time.Duration // default 10s
+	FlushTimeout time.Duration // how long Close keeps sending; default 5s
+	Log          zerolog.Logger
 }
 
 func (o *ForwarderOptions) defaults() {
@@ -88,6 +96,9 @@ func (o *ForwarderOptions) defaults() {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = 4096
 	}
 	if o.BackoffMin <= 0 {
 		o.BackoffMin = 250 * time.Millisecond
@@ -109,6 +120,9 @@ func (o *ForwarderOptions) defaults() {
 // ForwarderStats are one destination's counters (since start) and state.
 type ForwarderStats struct {
 	Spooled       uint64 // findings appended to the spool
+	Unsynced      uint64 // of the spooled, not yet fsync'd (lost by a power loss now, not by kill -9)
+	SyncErrors    uint64 // failed spool fsyncs (their messages wait for a good one)
+	InFlight      uint64 // messages written on the connection and awaiting confirmation
 	Sent          uint64 // messages written to a connection (re-sends included)
 	Retried       uint64 // of Sent, re-sends of a message already written once by this process
 	Acked         uint64 // messages confirmed and removed from the spool
@@ -168,10 +182,12 @@ func NewForwarder(opt ForwarderOptions) (*Forwarder, error) {
 }
 
 // Finding formats f and appends it to the spool. It never touches the
-// network; it costs one write and one fsync (shared with concurrent
-// appends). A finding that cannot be formatted or spooled is counted
-// (FormatErrors, SpoolErrors) and logged, and is lost for this
-// destination only.
+// network and does not wait for an fsync: it costs one write, and the
+// spool's committer makes the message durable against power loss within
+// Spool.SyncInterval plus the fsync time (Stats.Unsynced counts what is
+// not yet); a kill -9 loses nothing once it returned. A finding that
+// cannot be formatted or spooled is counted (FormatErrors, SpoolErrors)
+// and logged, and is lost for this destination only.
 func (f *Forwarder) Finding(fd *detect.Finding) {
 	msg, err := f.opt.Format(fd)
 	if err != nil {
@@ -207,6 +223,7 @@ func (f *Forwarder) Stats() ForwarderStats {
 	st := f.st
 	st.Dropped, st.DroppedBytes, st.Corrupt = ss.Dropped, ss.DroppedBytes, ss.Corrupt
 	st.Depth, st.DepthBytes, st.Acked = ss.Depth, ss.DepthBytes, ss.Acked
+	st.Unsynced, st.SyncErrors = ss.Unsynced, ss.SyncErrors
 	st.Connected = f.conn != nil
 	if !f.outageStart.IsZero() {
 		st.OutageSeconds = time.Since(f.outageStart).Seconds()
@@ -219,6 +236,11 @@ func (f *Forwarder) Stats() ForwarderStats {
 // is sent by the next NewForwarder on the same directory.
 func (f *Forwarder) Close() error {
 	f.once.Do(func() {
+		// What Finding spooled just before is flushed too, not left to
+		// the committer's next round.
+		if err := f.sp.Sync(); err != nil {
+			f.log.Error().Err(err).Msg("forwarder: spool fsync at close failed")
+		}
 		f.mu.Lock()
 		f.deadline = time.Now().Add(f.opt.FlushTimeout)
 		f.mu.Unlock()
@@ -270,10 +292,54 @@ func (f *Forwarder) setConn(c Sender) {
 	f.mu.Unlock()
 }
 
+// batch is a run of messages written on the current connection and not
+// yet removed from the spool.
+type batch struct {
+	last    uint64    // seq of its last message
+	n       int       // messages
+	written time.Time // when its last message was written
+}
+
+// pipeline is what the current connection carries unconfirmed: batches
+// are written one after another while the older ones wait out their
+// ConfirmDelay, so the rate is not one batch per ConfirmDelay.
+type pipeline struct {
+	batches  []batch
+	n        int  // messages in batches
+	tcpAcked int  // batches[:tcpAcked] are known to be ACKed by the peer's TCP
+	draining bool // a due batch waits for the peer's TCP: no new writes until Unacked is 0
+	lastPoll time.Time
+	lastAck  time.Time
+}
+
+func (p *pipeline) reset() { *p = pipeline{batches: p.batches[:0]} }
+
+// nextCheck is when confirm has something to do: the oldest batch's
+// ConfirmDelay is over (acknowledgements at most four times per
+// ConfirmDelay, each costing the cursor's fsyncs), or, while draining, the
+// next poll of the peer's TCP.
+func (p *pipeline) nextCheck(o *ForwarderOptions) time.Time {
+	if p.draining {
+		return p.lastPoll.Add(max(o.ConfirmDelay/20, time.Millisecond))
+	}
+	t := p.batches[0].written.Add(o.ConfirmDelay)
+	if g := p.lastAck.Add(o.ConfirmDelay / 4); g.After(t) {
+		t = g
+	}
+	return t
+}
+
+func (f *Forwarder) setInFlight(n int) {
+	f.mu.Lock()
+	f.st.InFlight = uint64(n)
+	f.mu.Unlock()
+}
+
 func (f *Forwarder) run() {
 	defer close(f.done)
 	var (
 		conn     Sender
+		p        pipeline
 		attempt  int  // failures in the current outage
 		down     bool // an outage is being reported
 		lastFail string
@@ -287,6 +353,8 @@ func (f *Forwarder) run() {
 		// Whatever was written and not confirmed is read again and re-sent
 		// on the next connection.
 		f.sp.Rewind()
+		p.reset()
+		f.setInFlight(0)
 		attempt++
 		f.mu.Lock()
 		if stage == "dial" {
@@ -331,6 +399,7 @@ func (f *Forwarder) run() {
 			conn = c
 			f.setConn(c)
 			f.sp.Rewind()
+			p.reset()
 			if down {
 				f.mu.Lock()
 				outage := time.Since(f.outageStart)
@@ -343,38 +412,54 @@ func (f *Forwarder) run() {
 			attempt = 0
 		}
 
-		last, n, err := f.sendBatch(conn)
-		if err != nil {
-			if errors.Is(err, spool.ErrClosed) {
-				break
+		sent, tried := 0, false
+		if !p.draining && p.n < f.opt.MaxInflight {
+			tried = true
+			last, n, err := f.sendBatch(conn, min(f.opt.MaxBatch, f.opt.MaxInflight-p.n))
+			if err != nil {
+				if errors.Is(err, spool.ErrClosed) {
+					break
+				}
+				fail("send", err)
+				f.sleep(f.backoff(attempt))
+				continue
 			}
-			fail("send", err)
-			f.sleep(f.backoff(attempt))
-			continue
+			sent = n
+			if n > 0 && !conn.Stream() {
+				// A datagram has nothing to confirm.
+				if err := f.sp.Ack(last); err != nil {
+					if errors.Is(err, spool.ErrClosed) {
+						break
+					}
+					f.log.Error().Err(err).Msg("forwarder: cannot record delivery; messages may be sent again")
+				}
+				continue
+			}
+			if n > 0 {
+				p.batches = append(p.batches, batch{last: last, n: n, written: time.Now()})
+				p.n += n
+				f.setInFlight(p.n)
+			}
 		}
-		if n == 0 {
-			if f.stopping() {
-				break
-			}
-			select {
-			case <-f.sp.Notify():
-			case <-f.stop:
-			}
-			continue
-		}
-		if conn.Stream() {
-			if err := f.confirm(conn); err != nil {
-				fail("confirm", fmt.Errorf("batch of %d messages not confirmed: %w", n, err))
+		if len(p.batches) > 0 && !time.Now().Before(p.nextCheck(&f.opt)) {
+			if err := f.confirm(conn, &p); err != nil {
+				if errors.Is(err, spool.ErrClosed) {
+					break
+				}
+				fail("confirm", fmt.Errorf("%d messages not confirmed: %w", p.n, err))
 				f.sleep(f.backoff(attempt))
 				continue
 			}
 		}
-		if err := f.sp.Ack(last); err != nil {
-			if errors.Is(err, spool.ErrClosed) {
-				break
-			}
-			f.log.Error().Err(err).Msg("forwarder: cannot record delivery; messages may be sent again")
+		if sent > 0 || (!tried && !p.draining && p.n < f.opt.MaxInflight) {
+			// More may be waiting: the spool's notification may have been
+			// taken while the pipeline was full.
+			continue
 		}
+		if len(p.batches) == 0 && f.stopping() {
+			break
+		}
+		f.wait(&p)
 	}
 	if conn != nil {
 		conn.Close()
@@ -382,40 +467,98 @@ func (f *Forwarder) run() {
 	}
 }
 
-// confirm decides whether what was written on a stream can be removed: a
-// write to a peer that just died still succeeds, so wait for its RST/FIN
-// to come back, then look; and where the transport can tell, wait until
-// the peer's TCP has acknowledged every byte.
-func (f *Forwarder) confirm(conn Sender) error {
-	end := time.Now().Add(f.opt.ConfirmTimeout)
-	for {
-		time.Sleep(f.opt.ConfirmDelay)
-		if lv, ok := conn.(Liveness); ok {
-			if err := lv.Alive(); err != nil {
-				return err
-			}
-		}
-		ua, ok := conn.(Unacked)
-		if !ok {
-			return nil
-		}
-		n, err := ua.Unacked()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return nil
-		}
-		if time.Now().After(end) || f.pastDeadline() {
-			return fmt.Errorf("peer has not acknowledged %d bytes after %v", n, f.opt.ConfirmTimeout)
-		}
+// wait sleeps until there may be something to do: new durable messages
+// (when the pipeline takes more), the next confirmation, or Close.
+func (f *Forwarder) wait(p *pipeline) {
+	var timer <-chan time.Time
+	if len(p.batches) > 0 {
+		t := time.NewTimer(max(time.Until(p.nextCheck(&f.opt)), 0))
+		defer t.Stop()
+		timer = t.C
+	}
+	var more <-chan struct{}
+	if !p.draining && p.n < f.opt.MaxInflight {
+		more = f.sp.Notify()
+	}
+	var stop <-chan struct{}
+	if !f.stopping() {
+		stop = f.stop
+	}
+	select {
+	case <-timer:
+	case <-more:
+	case <-stop:
 	}
 }
 
-// sendBatch writes up to MaxBatch spooled messages and returns the last
-// seq written and how many.
-func (f *Forwarder) sendBatch(conn Sender) (last uint64, n int, err error) {
-	for n < f.opt.MaxBatch {
+// confirm removes from the spool the batches whose delivery it can
+// vouch for. A write to a peer that just died still succeeds, so a batch
+// is removed only when its ConfirmDelay is over (a RST/FIN had time to
+// come back), the connection is still alive, and, where the transport can
+// tell, the peer's TCP has acknowledged every byte written up to it (an
+// Unacked of 0 seen after the batch was written: bytes once acknowledged
+// stay so). While a due batch waits for that, no more is written, so the
+// send queue drains even on a slow link.
+func (f *Forwarder) confirm(conn Sender, p *pipeline) error {
+	now := time.Now()
+	due := 0
+	for due < len(p.batches) && !now.Before(p.batches[due].written.Add(f.opt.ConfirmDelay)) {
+		due++
+	}
+	if due == 0 {
+		return nil
+	}
+	p.lastPoll = now
+	if p.tcpAcked < due {
+		if ua, ok := conn.(Unacked); ok {
+			n, err := ua.Unacked()
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				p.tcpAcked, p.draining = len(p.batches), false
+			} else {
+				p.draining = true
+				if waited := now.Sub(p.batches[p.tcpAcked].written) - f.opt.ConfirmDelay; waited > f.opt.ConfirmTimeout {
+					return fmt.Errorf("peer has not acknowledged %d bytes after %v", n, f.opt.ConfirmTimeout)
+				}
+			}
+		} else {
+			p.tcpAcked = len(p.batches)
+		}
+	}
+	// Checked after Unacked: a reset empties the send queue (Unacked 0),
+	// and this is what tells that apart from a delivery.
+	if lv, ok := conn.(Liveness); ok {
+		if err := lv.Alive(); err != nil {
+			return err
+		}
+	}
+	k := min(due, p.tcpAcked)
+	if k == 0 {
+		return nil
+	}
+	p.lastAck = now
+	if err := f.sp.Ack(p.batches[k-1].last); err != nil {
+		if errors.Is(err, spool.ErrClosed) {
+			return err
+		}
+		// The next acknowledgement covers these too.
+		f.log.Error().Err(err).Msg("forwarder: cannot record delivery; messages may be sent again")
+	}
+	for _, b := range p.batches[:k] {
+		p.n -= b.n
+	}
+	p.batches = append(p.batches[:0], p.batches[k:]...)
+	p.tcpAcked -= k
+	f.setInFlight(p.n)
+	return nil
+}
+
+// sendBatch writes up to limit spooled messages and returns the last seq
+// written and how many.
+func (f *Forwarder) sendBatch(conn Sender, limit int) (last uint64, n int, err error) {
+	for n < limit {
 		if f.pastDeadline() {
 			return last, n, nil
 		}

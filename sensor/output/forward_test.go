@@ -218,7 +218,7 @@ func idFormat(f *detect.Finding) ([]byte, error) { return []byte(f.ID), nil }
 func testOptions(dir, addr string) ForwarderOptions {
 	return ForwarderOptions{
 		Name: addr, Dir: dir, Dial: dialLine("tcp", addr), Format: idFormat,
-		ConfirmDelay: 50 * time.Millisecond, MaxBatch: 20,
+		ConfirmDelay: 50 * time.Millisecond, MaxBatch: 20, MaxInflight: 100,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		FlushTimeout: 2 * time.Second, Log: zerolog.Nop(),
 	}
@@ -263,9 +263,9 @@ func TestForwardCollectorDownAndBack(t *testing.T) {
 	if st.SendFailures == 0 || st.Spooled != n || st.Acked != n {
 		t.Fatalf("stats %+v", st)
 	}
-	// The documented bound: at most MaxBatch re-sent messages per broken
-	// connection, and every duplicate is a counted re-send.
-	if dups > failures*opt.MaxBatch || uint64(dups) > st.Retried {
+	// The documented bound: at most MaxInflight re-sent messages per
+	// broken connection, and every duplicate is a counted re-send.
+	if dups > failures*opt.MaxInflight || uint64(dups) > st.Retried {
 		t.Fatalf("%d duplicates, %d connection failures, stats %+v", dups, failures, st)
 	}
 	t.Logf("duplicates %d, connection failures %d, dial failures %d, retried %d", dups, failures, st.DialFailures, st.Retried)
@@ -510,4 +510,48 @@ func TestSpoolDirPerDestination(t *testing.T) {
 	if d := SpoolDir("/r", "../../etc"); filepath.Dir(d) != "/r" {
 		t.Fatalf("escaped root: %s", d)
 	}
+}
+
+// TestForwardPipelinesBatches: batches are written while earlier ones wait
+// out their ConfirmDelay, so the rate is not MaxBatch per ConfirmDelay
+// (here that would take 20 s), yet never more than MaxInflight messages
+// are unconfirmed, and each is removed only after its ConfirmDelay.
+func TestForwardPipelinesBatches(t *testing.T) {
+	col := newCollector(t, true)
+	opt := testOptions(t.TempDir(), col.addr)
+	opt.ConfirmDelay, opt.MaxBatch, opt.MaxInflight = 100*time.Millisecond, 10, 500
+	f := newForwarder(t, opt)
+	defer f.Close()
+	const n = 2000
+	start := time.Now()
+	for i := range n {
+		f.Finding(&detect.Finding{ID: fmt.Sprintf("p%d", i)})
+	}
+	var maxInFlight uint64
+	var firstAck time.Duration
+	waitFor(t, "delivery", 5*time.Second, func() bool {
+		st := f.Stats()
+		maxInFlight = max(maxInFlight, st.InFlight)
+		if st.Acked > 0 && firstAck == 0 {
+			firstAck = time.Since(start)
+		}
+		return st.Depth == 0
+	})
+	el := time.Since(start)
+	if dups := col.check(t, "p", 0, n); dups != 0 {
+		t.Fatalf("%d duplicates without a failure", dups)
+	}
+	if maxInFlight > uint64(opt.MaxInflight) || maxInFlight <= uint64(opt.MaxBatch) {
+		t.Fatalf("in flight at most %d, want more than one batch and at most %d", maxInFlight, opt.MaxInflight)
+	}
+	if firstAck < opt.ConfirmDelay {
+		t.Fatalf("first acknowledgement after %v, before ConfirmDelay %v", firstAck, opt.ConfirmDelay)
+	}
+	if el > 3*time.Second {
+		t.Fatalf("%d messages took %v: batches are not pipelined", n, el)
+	}
+	if st := f.Stats(); st.Unsynced != 0 || st.InFlight != 0 || st.Acked != n {
+		t.Fatalf("stats %+v", st)
+	}
+	t.Logf("%d messages confirmed in %v, at most %d in flight", n, el, maxInFlight)
 }

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -38,6 +39,9 @@ const (
 	DefaultSegmentBytes = 4 << 20
 	// DefaultMaxRecord bounds one record.
 	DefaultMaxRecord = 1 << 20
+	// DefaultSyncInterval is how often the committer fsyncs what was
+	// appended since its last fsync (group commit).
+	DefaultSyncInterval = 5 * time.Millisecond
 
 	minSegmentBytes = 4 << 10
 	segPrefix       = "seg-"
@@ -70,7 +74,16 @@ type Options struct {
 	SegmentBytes int64
 	// MaxRecord bounds one record (clamped to SegmentBytes - 8).
 	MaxRecord int
-	Log       zerolog.Logger
+	// SyncInterval is the group commit: Append only writes the record (a
+	// kill -9 loses nothing, it is in the page cache) and a committer
+	// fsyncs everything appended since its previous fsync, starting fsyncs
+	// at most once per SyncInterval. A record is durable against power
+	// loss at the latest SyncInterval plus the fsync time(s) after its
+	// Append returned (see README.md), and Next returns only durable
+	// records. 0 means DefaultSyncInterval; negative means every Append
+	// waits for its own fsync (concurrent appends share one).
+	SyncInterval time.Duration
+	Log          zerolog.Logger
 }
 
 func (o *Options) defaults() {
@@ -95,12 +108,18 @@ func (o *Options) defaults() {
 	if int64(o.MaxRecord) > o.SegmentBytes-frameHeader {
 		o.MaxRecord = int(o.SegmentBytes - frameHeader)
 	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
 }
 
 // Stats are the spool's counters. Counters count since Open; Depth and
 // DepthBytes are the current state.
 type Stats struct {
-	Appended     uint64 // records appended (durable) since Open
+	Appended     uint64 // records appended since Open (written; Unsynced of them not fsync'd yet)
+	Unsynced     uint64 // records appended but not yet durable against power loss
+	Syncs        uint64 // fsyncs of the active segment by appends and the committer
+	SyncErrors   uint64 // failed fsyncs (the records wait for the next successful one)
 	Acked        uint64 // records acknowledged since Open
 	Dropped      uint64 // undelivered records deleted because the spool was full
 	DroppedBytes uint64 // their frame bytes
@@ -142,10 +161,22 @@ type Spool struct {
 	rseg *segment // segment rf reads
 	rf   *os.File
 	roff int64
+	// Read-ahead of rf: rbuf holds the segment's bytes from rbufAt, so
+	// Next costs one pread per readBuf bytes instead of two per record.
+	rbuf   []byte
+	rbufAt int64
+
+	wbuf []byte // frame being appended (under mu), reused
 
 	notify chan struct{}
 	closed bool
 	st     Stats
+
+	// The committer goroutine (group commit).
+	wake      chan struct{} // an append left records to fsync
+	stopC     chan struct{}
+	stopOnce  sync.Once
+	committed chan struct{} // closed when the committer has returned
 }
 
 // Open opens or creates the spool in dir. A torn or corrupt tail left by a
@@ -164,11 +195,17 @@ func Open(dir string, opt Options) (*Spool, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Spool{dir: dir, opt: opt, log: opt.Log, lock: lock, notify: make(chan struct{}, 1)}
+	s := &Spool{dir: dir, opt: opt, log: opt.Log, lock: lock, notify: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), stopC: make(chan struct{}), committed: make(chan struct{})}
 	if err := s.load(); err != nil {
 		s.closeFiles()
 		lock.Close()
 		return nil, err
+	}
+	if opt.SyncInterval > 0 {
+		go s.committer()
+	} else {
+		close(s.committed)
 	}
 	return s, nil
 }
@@ -357,7 +394,13 @@ func (s *Spool) rotate() error {
 	if err := s.w.Sync(); err != nil {
 		return fmt.Errorf("sync segment before rotation: %w", err)
 	}
-	s.synced = s.next - 1
+	if s.synced < s.next-1 {
+		s.synced = s.next - 1
+		select { // the records just made durable are readable
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
 	return s.newSegment()
 }
 
@@ -393,9 +436,15 @@ func (s *Spool) dropOldest() error {
 	return nil
 }
 
-// Append adds rec and returns once it is durable (fsync'd; the segment's
-// directory entry too when it opened a new segment). Concurrent appends
-// share fsyncs. On error the record may or may not be delivered later.
+// Append adds rec. With group commit (SyncInterval > 0, the default) it
+// returns once the record is written to the segment: it survives kill -9
+// (the page cache outlives the process, and Open fsyncs it), and the
+// committer makes it durable against power loss within SyncInterval plus
+// the fsync time; Next returns it only then. With SyncInterval < 0 it
+// returns once the record is fsync'd (concurrent appends share fsyncs).
+// A record that opens a new segment waits for the previous segment's and
+// the directory's fsync either way. On error the record may or may not
+// be delivered later.
 func (s *Spool) Append(rec []byte) error {
 	if len(rec) == 0 {
 		return errors.New("spool: empty record")
@@ -403,16 +452,22 @@ func (s *Spool) Append(rec []byte) error {
 	if len(rec) > s.opt.MaxRecord {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(rec), s.opt.MaxRecord)
 	}
-	frame := make([]byte, frameHeader+len(rec))
-	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(rec)))
-	binary.LittleEndian.PutUint32(frame[4:8], crc32.Checksum(rec, castagnoli))
-	copy(frame[frameHeader:], rec)
-	fl := int64(len(frame))
+	crc := crc32.Checksum(rec, castagnoli)
+	fl := int64(frameHeader + len(rec))
 
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
+	}
+	// One write per frame, so a kill -9 leaves whole frames or a torn
+	// tail, never a gap.
+	frame := append(s.wbuf[:0], make([]byte, frameHeader)...)
+	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(rec)))
+	binary.LittleEndian.PutUint32(frame[4:8], crc)
+	frame = append(frame, rec...)
+	if cap(frame) <= readBuf {
+		s.wbuf = frame
 	}
 	act := s.segs[len(s.segs)-1]
 	if s.broken || (act.size > 0 && act.size+fl > s.opt.SegmentBytes) {
@@ -442,43 +497,121 @@ func (s *Spool) Append(rec []byte) error {
 	s.total += fl
 	seq := s.next
 	s.next++
-	s.mu.Unlock()
-	if err := s.syncTo(seq); err != nil {
-		return err
-	}
-	s.mu.Lock()
 	s.st.Appended++
 	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
+	if s.opt.SyncInterval > 0 {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		return nil
 	}
-	return nil
+	_, err := s.syncTo(seq)
+	return err
 }
 
-func (s *Spool) syncTo(seq uint64) error {
+// syncTo makes every record up to seq durable, with one fsync of the
+// active segment that also covers whatever was appended before it starts,
+// and tells the reader when records became readable.
+func (s *Spool) syncTo(seq uint64) (advanced bool, err error) {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false, ErrClosed
+	}
 	if s.synced >= seq {
 		s.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	f, target := s.w, s.next-1
 	s.mu.Unlock()
-	err := f.Sync()
+	err = f.Sync()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		if s.synced >= seq { // a rotation synced it and closed f meanwhile
-			return nil
-		}
-		return fmt.Errorf("spool fsync: %w", err)
-	}
-	if target > s.synced {
+	s.st.Syncs++
+	switch {
+	case err != nil && s.synced >= seq:
+		// A rotation synced it and closed f meanwhile.
+		err = nil
+	case err != nil:
+		s.st.SyncErrors++
+		err = fmt.Errorf("spool fsync: %w", err)
+	case target > s.synced:
 		s.synced = target
+		advanced = true
 	}
-	return nil
+	s.mu.Unlock()
+	if advanced {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+	return advanced, err
+}
+
+// Sync makes everything appended so far durable (and readable by Next)
+// now, without waiting for the committer.
+func (s *Spool) Sync() error {
+	s.mu.Lock()
+	last := s.next - 1
+	s.mu.Unlock()
+	_, err := s.syncTo(last)
+	return err
+}
+
+// committer is the group commit: after an append it fsyncs everything
+// appended so far, starting fsyncs at most once per SyncInterval, so one
+// fsync covers all the records appended meanwhile. When the disk is
+// slower than SyncInterval the fsyncs run back to back. A failed fsync is
+// counted and retried after a second (or at the next append): its records
+// stay invisible to Next until a later fsync succeeds.
+func (s *Spool) committer() {
+	defer close(s.committed)
+	var (
+		lastStart time.Time
+		retry     <-chan time.Time
+		failing   bool
+	)
+	for {
+		select {
+		case <-s.wake:
+		case <-retry:
+		case <-s.stopC:
+			return // Close syncs what is left
+		}
+		retry = nil
+		if wait := s.opt.SyncInterval - time.Since(lastStart); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-s.stopC:
+				t.Stop()
+				return
+			}
+		}
+		lastStart = time.Now()
+		s.mu.Lock()
+		last := s.next - 1
+		s.mu.Unlock()
+		_, err := s.syncTo(last)
+		switch {
+		case errors.Is(err, ErrClosed):
+			return
+		case err != nil:
+			retry = time.After(time.Second)
+			if !failing {
+				s.log.Error().Err(err).Msg("spool: fsync failed; the records appended since the last good fsync are not delivered until one succeeds")
+			} else {
+				s.log.Debug().Err(err).Msg("spool: fsync still failing")
+			}
+			failing = true
+		case failing:
+			failing = false
+			s.log.Info().Msg("spool: fsync works again")
+		}
+	}
 }
 
 // Notify returns a channel that receives a value after appends.
@@ -510,28 +643,58 @@ func (s *Spool) Next() (uint64, []byte, error) {
 			}
 			continue
 		}
-		var hdr [frameHeader]byte
-		if _, err := s.rf.ReadAt(hdr[:], s.roff); err != nil {
-			return 0, nil, fmt.Errorf("spool read: %w", err)
+		hdr, err := s.readAt(s.roff, frameHeader)
+		if err != nil {
+			return 0, nil, err
 		}
 		n := int64(binary.LittleEndian.Uint32(hdr[0:4]))
+		sum := binary.LittleEndian.Uint32(hdr[4:8])
 		if n == 0 || n > int64(s.opt.MaxRecord) || s.roff+frameHeader+n > s.rseg.size {
 			s.skipDamaged()
 			continue
 		}
-		rec := make([]byte, n)
-		if _, err := s.rf.ReadAt(rec, s.roff+frameHeader); err != nil {
-			return 0, nil, fmt.Errorf("spool read: %w", err)
+		b, err := s.readAt(s.roff+frameHeader, n)
+		if err != nil {
+			return 0, nil, err
 		}
-		if crc32.Checksum(rec, castagnoli) != binary.LittleEndian.Uint32(hdr[4:8]) {
+		if crc32.Checksum(b, castagnoli) != sum {
 			s.skipDamaged()
 			continue
 		}
+		rec := append([]byte(nil), b...)
 		seq := s.rseq
 		s.rseq++
 		s.roff += frameHeader + n
 		return seq, rec, nil
 	}
+}
+
+// readBuf is the read-ahead of Next.
+const readBuf = 256 << 10
+
+// readAt returns n bytes of the segment being read from offset off, from
+// the read-ahead, refilling it when needed. The slice is valid until the
+// next call.
+func (s *Spool) readAt(off, n int64) ([]byte, error) {
+	if off >= s.rbufAt && off+n <= s.rbufAt+int64(len(s.rbuf)) {
+		return s.rbuf[off-s.rbufAt : off-s.rbufAt+n], nil
+	}
+	// Read what the segment holds now (appended bytes are complete frames
+	// in the page cache), at least the n bytes asked for.
+	want := max(min(int64(readBuf), s.rseg.size-off), n)
+	if int64(cap(s.rbuf)) < want {
+		s.rbuf = make([]byte, max(want, readBuf))
+	}
+	s.rbuf = s.rbuf[:want]
+	got, err := s.rf.ReadAt(s.rbuf, off)
+	s.rbuf, s.rbufAt = s.rbuf[:got], off
+	if int64(got) < n {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("spool read: %w", err)
+	}
+	return s.rbuf[:n], nil
 }
 
 // skipDamaged gives up on the rest of a segment damaged after Open (the
@@ -579,6 +742,7 @@ func (s *Spool) closeReader() {
 		s.rf.Close()
 	}
 	s.rseg, s.rf, s.roff = nil, nil, 0
+	s.rbuf, s.rbufAt = s.rbuf[:0], 0
 }
 
 // Rewind moves the read position back to the first unacknowledged record,
@@ -646,6 +810,7 @@ func (s *Spool) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.st
 	st.Depth = s.countRange(s.ack, s.next)
+	st.Unsynced = s.next - 1 - s.synced
 	st.DepthBytes = uint64(s.total)
 	st.Segments = len(s.segs)
 	return st
@@ -657,6 +822,8 @@ func (s *Spool) Dir() string { return s.dir }
 // Close syncs and closes the spool; what was not acknowledged stays for
 // the next Open.
 func (s *Spool) Close() error {
+	s.stopOnce.Do(func() { close(s.stopC) })
+	<-s.committed
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	s.mu.Lock()

@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if dir := os.Getenv("SPOOL_UNSYNCED_CHILD"); dir != "" {
+		unsyncedChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -77,8 +81,13 @@ func appendN(t *testing.T, s *Spool, from, n int) {
 	}
 }
 
+// readAll makes what was appended durable (Next returns only that) and
+// reads it.
 func readAll(t *testing.T, s *Spool) (seqs []uint64, recs []string) {
 	t.Helper()
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	for {
 		seq, rec, err := s.Next()
 		if errors.Is(err, ErrEmpty) {
@@ -96,6 +105,9 @@ func TestAppendAckReopenResumesAtCursor(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
 	s := mustOpen(t, dir, Options{})
 	appendN(t, s, 0, 10)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 4 {
 		seq, rec, err := s.Next()
 		if err != nil || string(rec) != fmt.Sprintf("rec-%d", i) || seq != uint64(i+1) {
@@ -121,6 +133,7 @@ func TestAppendAckReopenResumesAtCursor(t *testing.T) {
 	}
 	// New appends continue the numbering.
 	appendN(t, s, 10, 1)
+	s.Sync()
 	seq, rec, err := s.Next()
 	if err != nil || seq != 11 || string(rec) != "rec-10" {
 		t.Fatalf("Next = %d %q %v", seq, rec, err)
@@ -268,6 +281,9 @@ func TestFullDropsOldestSegments(t *testing.T) {
 		if err := s.Append(rec(i)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
 	}
 	st = s.Stats()
 	seq, _, err := s.Next()
@@ -429,6 +445,174 @@ func FuzzSegment(f *testing.F) {
 		}
 		if n != count {
 			t.Fatalf("read %d, scan %d", n, count)
+		}
+	})
+}
+
+// unsyncedChild appends 500 records with a committer that fsyncs only the
+// first (SyncInterval 1h), says how many are still unsynced, and waits for
+// SIGKILL.
+func unsyncedChild(dir string) {
+	s, err := Open(dir, Options{SegmentBytes: 1 << 20, SyncInterval: time.Hour})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	for i := range 500 {
+		if err := s.Append([]byte(fmt.Sprintf("u-%d-%s", i, strings.Repeat("z", i%300)))); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		// An idle committer fsyncs the first append at once; the next one
+		// may start only an hour later.
+		for i == 0 && s.Stats().Unsynced != 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	fmt.Printf("unsynced %d\n", s.Stats().Unsynced)
+	select {}
+}
+
+// TestKill9BeforeGroupCommit is the group commit's crash case: a process
+// killed after Append returned but before any fsync of those records.
+// kill -9 keeps the page cache, so every record must be there, and Open
+// must make them durable (Unsynced 0) before handing them out.
+func TestKill9BeforeGroupCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a child")
+	}
+	dir := filepath.Join(t.TempDir(), "spool")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SPOOL_UNSYNCED_CHILD="+dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "unsynced 499" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child said %q (%s): 499 appends must still be waiting for their fsync", sc.Text(), stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	s := mustOpen(t, dir, Options{SyncInterval: time.Hour})
+	defer s.Close()
+	if st := s.Stats(); st.Unsynced != 0 || st.Depth != 500 || st.Corrupt != 0 {
+		t.Fatalf("after the kill: %+v", st)
+	}
+	// Readable without any Sync: Open fsync'd the killed process's records.
+	for i := range 500 {
+		seq, rec, err := s.Next()
+		if err != nil || seq != uint64(i+1) || string(rec) != fmt.Sprintf("u-%d-%s", i, strings.Repeat("z", i%300)) {
+			t.Fatalf("record %d: seq %d %.20q %v", i, seq, rec, err)
+		}
+	}
+}
+
+// TestGroupCommit: appends return before their fsync; Next hands out only
+// fsync'd records; the committer syncs within its interval and one fsync
+// covers many appends.
+func TestGroupCommit(t *testing.T) {
+	t.Run("nothing readable before the fsync", func(t *testing.T) {
+		s := mustOpen(t, t.TempDir(), Options{SyncInterval: time.Hour})
+		defer s.Close()
+		// An idle committer fsyncs at once; the next fsync may start only
+		// an hour after that one.
+		appendN(t, s, 0, 1)
+		waitSynced := time.Now().Add(5 * time.Second)
+		for s.Stats().Unsynced != 0 {
+			if time.Now().After(waitSynced) {
+				t.Fatal("the idle committer did not fsync the first append")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		<-s.Notify()
+		if seq, _, err := s.Next(); err != nil || seq != 1 {
+			t.Fatalf("Next after the first fsync: %d %v", seq, err)
+		}
+		appendN(t, s, 1, 3)
+		if _, _, err := s.Next(); !errors.Is(err, ErrEmpty) {
+			t.Fatalf("Next before the fsync: %v", err)
+		}
+		if st := s.Stats(); st.Unsynced != 3 || st.Appended != 4 || st.Depth != 4 || st.Syncs != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+		select {
+		case <-s.Notify():
+			t.Fatal("notified of records no fsync covers")
+		default:
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-s.Notify():
+		default:
+			t.Fatal("no notification after the fsync")
+		}
+		if seq, _, err := s.Next(); err != nil || seq != 2 {
+			t.Fatalf("Next after Sync: %d %v", seq, err)
+		}
+		if st := s.Stats(); st.Unsynced != 0 || st.Syncs != 2 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+	t.Run("committer", func(t *testing.T) {
+		const interval = 20 * time.Millisecond
+		s := mustOpen(t, t.TempDir(), Options{SyncInterval: interval})
+		defer s.Close()
+		start := time.Now()
+		const n = 2000
+		for i := range n {
+			if err := s.Append([]byte(fmt.Sprintf("g-%d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		appended := time.Since(start)
+		got := 0
+		deadline := time.Now().Add(5 * time.Second)
+		for got < n {
+			_, rec, err := s.Next()
+			if errors.Is(err, ErrEmpty) {
+				if time.Now().After(deadline) {
+					t.Fatalf("committer made %d of %d readable in 5s: %+v", got, n, s.Stats())
+				}
+				select {
+				case <-s.Notify():
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			if err != nil || string(rec) != fmt.Sprintf("g-%d", got) {
+				t.Fatalf("record %d: %q %v", got, rec, err)
+			}
+			got++
+		}
+		el := time.Since(start)
+		st := s.Stats()
+		// fsyncs start at most once per interval.
+		if max := uint64(el/interval) + 2; st.Unsynced != 0 || st.Syncs > max || st.Syncs == 0 {
+			t.Fatalf("%d fsyncs in %v (at most %d), stats %+v", st.Syncs, el, max, st)
+		}
+		t.Logf("%d appends in %v, all durable after %v with %d fsyncs", n, appended, el, st.Syncs)
+	})
+	t.Run("synchronous", func(t *testing.T) {
+		s := mustOpen(t, t.TempDir(), Options{SyncInterval: -1})
+		defer s.Close()
+		appendN(t, s, 0, 5)
+		// Each Append returned after its fsync: readable at once.
+		if seq, _, err := s.Next(); err != nil || seq != 1 {
+			t.Fatalf("Next: %d %v", seq, err)
+		}
+		if st := s.Stats(); st.Unsynced != 0 || st.Syncs != 5 {
+			t.Fatalf("stats %+v", st)
 		}
 	})
 }
