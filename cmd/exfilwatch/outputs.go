@@ -113,6 +113,15 @@ func mergeOutputs(c *cli.Context, o config.Outputs) (config.Outputs, error) {
 			return o, flagError(err, urls)
 		}
 		o.Syslog = fc.Outputs.Syslog
+	} else {
+		// Destinations from the configuration file carry their own
+		// settings: a flag that would change nothing must not look as if
+		// it did.
+		for _, f := range []string{"syslog-format", "syslog-facility", "syslog-ca", "syslog-cert", "syslog-key", "syslog-server-name", "syslog-min-tls"} {
+			if c.IsSet(f) {
+				return o, fmt.Errorf("--%s applies to --syslog destinations, and none was given (set it on the configuration file's outputs.syslog entries instead)", f)
+			}
+		}
 	}
 	if c.IsSet("spool-dir") {
 		o.Spool.Dir = c.String("spool-dir")

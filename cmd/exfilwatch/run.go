@@ -174,7 +174,7 @@ func runAction(c *cli.Context) error {
 	var es *esWatch
 	if !c.Bool("no-file-access") {
 		// Hash what the rule may compare with an upload: sensitive files.
-		sensitive := func(p string) bool { _, ok := dopt.Sensitive.Match(p); return ok }
+		sensitive := det.IsSensitive // follows a SIGHUP reload of the classes
 		if runtime.GOOS == "darwin" {
 			es, err = startEsWatch(c.String("eslogger-path"), host, sensitive)
 			if err != nil {

@@ -264,6 +264,17 @@ func (d *Detector) Reload(opt Options) {
 	d.opt.Browsers, d.opt.Allow = opt.Browsers, opt.Allow
 }
 
+// IsSensitive reports whether a path is in a sensitive class under the
+// current configuration (file-access sources hash such files when they
+// are read, and must follow a SIGHUP reload).
+func (d *Detector) IsSensitive(p string) bool {
+	d.mu.Lock()
+	m := d.opt.Sensitive
+	d.mu.Unlock()
+	_, ok := m.Match(p)
+	return ok
+}
+
 // SetSource names the capture file the following events come from
 // (findings carry it, so a person finds the packets).
 func (d *Detector) SetSource(path string) {
