@@ -384,8 +384,9 @@ func TestRunSyslogDelivery(t *testing.T) {
 // sensor spools N real findings and is killed with SIGKILL; the collector
 // comes up, a new sensor opens the same spool, and every finding must
 // arrive at least once, with no more duplicates than
-// sensor/output/README.md allows (MaxBatch, 256, per broken connection or
-// sensor stop). It logs delivered/produced.
+// sensor/output/README.md allows (MaxInflight, 4096, per broken connection
+// or sensor stop: here at most the findings produced). It logs
+// delivered/produced.
 func TestRunSpoolSurvivesKill(t *testing.T) {
 	o := newOutLab(t, 211)
 	const udpPort, tcpPort = 5514, 10514
@@ -466,8 +467,8 @@ func TestRunSpoolSurvivesKill(t *testing.T) {
 		delivered, len(produced), dups, total)
 	// One sensor stop (the kill) and no broken connection: at most one
 	// batch again; with the collector down none was ever written.
-	if dups > 256 {
-		t.Errorf("%d duplicates, the documented bound is 256 (MaxBatch) per sensor stop", dups)
+	if dups > 4096 {
+		t.Errorf("%d duplicates, the documented bound is 4096 (MaxInflight) per sensor stop", dups)
 	}
 	if dups != 0 {
 		t.Logf("duplicates although nothing had been written before the kill: %d", dups)
