@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"runtime"
 	"sort"
 	"time"
 
@@ -90,6 +93,28 @@ func browserClassifier(cfg *config.Config, goos string) *attribution.BrowserClas
 		}
 	}
 	return b
+}
+
+// addInstalledBrowsers adds, on a live Linux host, the executables of the
+// browser packages installed here (dpkg -L): a browser's helpers and
+// wrappers live at paths the built-in list cannot know. Only when the
+// defaults are in use: a configuration that turns them off means it.
+func addInstalledBrowsers(cfg *config.Config, opt detect.Options) {
+	if runtime.GOOS != "linux" || !cfg.UseDefaultBrowsers() || opt.Browsers == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	paths, err := attribution.DpkgBrowserPaths(ctx, attribution.LinuxBrowserPackages())
+	if err != nil && !errors.Is(err, exec.ErrNotFound) {
+		logger.Warn().Err(err).Msg("listing the installed browsers' files (dpkg -L) failed: only the built-in paths are browsers")
+	}
+	for _, p := range paths {
+		_ = opt.Browsers.AddLinuxPath(p)
+	}
+	if len(paths) > 0 {
+		logger.Debug().Int("paths", len(paths)).Msg("installed browsers' executables added")
+	}
 }
 
 // findingsOutput opens --findings.

@@ -83,6 +83,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("run: --config: %w", err)
 	}
+	addInstalledBrowsers(ruleCfg, dopt)
 	outCfg, err := mergeOutputs(c, ruleCfg.Outputs)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -379,6 +380,7 @@ func reloadOnHUP(c *cli.Context, det *detect.Detector, outs *liveOutputs) {
 	if err == nil {
 		var opt detect.Options
 		if opt, err = detectorOptions(cfg, runtime.GOOS); err == nil {
+			addInstalledBrowsers(cfg, opt)
 			det.Reload(opt)
 			logger.Info().Str("config", c.String("config")).Int("allowlist", len(cfg.Allowlist)).
 				Msg("SIGHUP: output files reopened, configuration reloaded")
