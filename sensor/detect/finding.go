@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"exfilwatch/attribution"
@@ -43,6 +43,8 @@ type Finding struct {
 	DestinationHosts []string // every name known for the destination
 	ContentMatch     *ContentMatch
 	Source           string // capture file (replay)
+
+	json atomic.Value // *findingJSON, set by JSON
 }
 
 // Reason is one signal that raised (Weight > 0), lowered (< 0) or only
@@ -428,11 +430,7 @@ func (f *Finding) ECS() any {
 		pth := u.Target
 		if strings.HasPrefix(pth, "http://") || strings.HasPrefix(pth, "https://") {
 			doc.URL.Full = pth
-			if i := strings.Index(pth[8:], "/"); i >= 0 {
-				pth = pth[8+i:]
-			} else {
-				pth = "/"
-			}
+			pth = absPath(pth)
 		} else {
 			hp := host
 			if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
@@ -459,6 +457,19 @@ func (f *Finding) ECS() any {
 	return doc
 }
 
+// absPath is the path of an absolute-form request target. It looks for the
+// first '/' from byte 8 on (past "https://", one byte into the host of an
+// "http://" URL: a one-byte host name is no host anyway); a target of
+// "http://" alone has no byte 8 and used to panic here.
+func absPath(target string) string {
+	if len(target) > 8 {
+		if i := strings.IndexByte(target[8:], '/'); i >= 0 {
+			return target[8+i:]
+		}
+	}
+	return "/"
+}
+
 func mime(ct string) string {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
@@ -466,8 +477,32 @@ func mime(ct string) string {
 	return strings.ToLower(strings.TrimSpace(ct))
 }
 
-// MarshalJSON writes the ECS document.
-func (f *Finding) MarshalJSON() ([]byte, error) { return json.Marshal(f.ECS()) }
+// MarshalJSON writes the ECS document (AppendJSON, not memoized: a caller
+// of json.Marshal may have changed the finding since JSON was called).
+func (f *Finding) MarshalJSON() ([]byte, error) { return f.AppendJSON(nil), nil }
+
+// JSON returns the finding's JSON document, encoded once: the findings
+// file, every syslog destination and the evidence store each need it, and
+// a finding does not change once emitted. The slice is shared: append to a
+// copy (its capacity is its length, so append copies), never write into it.
+func (f *Finding) JSON() []byte {
+	if m, _ := f.json.Load().(*findingJSON); m != nil && m.of == f {
+		return m.b
+	}
+	b := f.AppendJSON(make([]byte, 0, 4096))
+	b = b[:len(b):len(b)]
+	// Two callers racing both encode; either result is the same bytes.
+	f.json.Store(&findingJSON{of: f, b: b})
+	return b
+}
+
+// findingJSON is the memoized document and the finding it was made for: a
+// copy of a Finding (a test's template, changed afterwards) copies the memo
+// too, and must not take the original's bytes for its own.
+type findingJSON struct {
+	of *Finding
+	b  []byte
+}
 
 // Text is a compact human-readable line.
 func (f *Finding) Text() string {
@@ -532,16 +567,14 @@ func NewWriter(w io.Writer, format string) *Writer {
 func (w *Writer) Finding(f *Finding) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var b []byte
 	var err error
 	if w.text {
-		b = []byte(f.Text())
+		_, err = w.w.WriteString(f.Text())
 	} else {
-		b, err = json.Marshal(f)
+		_, err = w.w.Write(f.JSON())
 	}
 	if err == nil {
-		b = append(b, '\n')
-		_, err = w.w.Write(b)
+		err = w.w.WriteByte('\n')
 	}
 	if err == nil {
 		err = w.w.Flush()

@@ -43,17 +43,49 @@ func TestScenarioFindingGoldens(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			fs := replayScenario(t, dir)
 			total += len(fs)
-			var got bytes.Buffer
+			// The reference (encoding/json over ECS()) and the hand
+			// encoder, the way each output takes it, must all give the
+			// golden bytes.
+			var ref, hand, marshal, memo bytes.Buffer
 			for _, f := range fs {
 				f.Created = goldenCreated
-				b, err := json.Marshal(f)
+				b, err := json.Marshal(f.ECS())
 				if err != nil {
 					t.Fatalf("finding %s: %v", f.ID, err)
 				}
-				got.Write(b)
-				got.WriteByte('\n')
+				ref.Write(b)
+				ref.WriteByte('\n')
+				hand.Write(f.AppendJSON(nil))
+				hand.WriteByte('\n')
+				if b, err = json.Marshal(f); err != nil {
+					t.Fatalf("finding %s: %v", f.ID, err)
+				}
+				marshal.Write(b)
+				marshal.WriteByte('\n')
+				w := detect.NewWriter(&memo, "json")
+				w.Finding(f)
+				w.Finding(f) // the memoized document, the second time
+				if err := w.Err(); err != nil {
+					t.Fatal(err)
+				}
 			}
-			checkGolden(t, filepath.Join("testdata", "golden", "scenario_"+name+".jsonl"), got.Bytes())
+			p := filepath.Join("testdata", "golden", "scenario_"+name+".jsonl")
+			checkGolden(t, p, ref.Bytes())
+			if *updateGoldens {
+				return
+			}
+			checkGolden(t, p, hand.Bytes())
+			checkGolden(t, p, marshal.Bytes())
+			twice := bytes.Split(memo.Bytes(), []byte("\n"))
+			var once bytes.Buffer
+			for i := 0; i+1 < len(twice); i += 2 {
+				if !bytes.Equal(twice[i], twice[i+1]) {
+					t.Fatalf("Writer wrote a finding two ways:\n%s\n%s", twice[i], twice[i+1])
+				}
+				once.Write(twice[i])
+				once.WriteByte('\n')
+			}
+			checkGolden(t, p, once.Bytes())
 		})
 	}
 	// Each positive scenario raises at least one finding: goldens of only

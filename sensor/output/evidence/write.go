@@ -135,7 +135,7 @@ func (s *Store) writeDir(dir string, j *job) (size int64, missing int, err error
 		return 0, 0, err
 	}
 	size += n
-	n, err = writeFile(filepath.Join(dir, FindingFile), func(w *bufio.Writer) error { return writeJSON(w, j.f) })
+	n, err = writeFile(filepath.Join(dir, FindingFile), func(w *bufio.Writer) error { return writeJSON(w, json.RawMessage(j.f.JSON())) }) // encoded once per finding, only indented here
 	if err != nil {
 		return 0, 0, err
 	}

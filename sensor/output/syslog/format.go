@@ -7,7 +7,6 @@ package syslog
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -205,12 +204,9 @@ func message(f *detect.Finding, format Format, opts MessageOptions) ([]byte, boo
 			return nil, false, fmt.Errorf("syslog message: facility %d out of range 0-23", fac)
 		}
 	}
-	// f.ECS() rather than f: the same bytes (Finding.MarshalJSON marshals
-	// ECS()), without encoding/json compacting them a second time.
-	body, err := json.Marshal(f.ECS())
-	if err != nil {
-		return nil, false, fmt.Errorf("syslog message: finding %s as JSON: %w", f.ID, err)
-	}
+	// Encoded once per finding and shared by every destination (read only:
+	// it is copied into the message).
+	body := f.JSON()
 	host := opts.Hostname
 	if host == "" {
 		host = hostname()
