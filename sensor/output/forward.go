@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -57,7 +56,7 @@ type ForwarderOptions struct {
 	Dir  string // this destination's own spool directory (required)
 	Dial DialFunc
 	// Format turns a finding into the message stored and sent; default
-	// json.Marshal (the ECS document).
+	// the finding's JSON (the ECS document, encoded once per finding).
 	Format func(*detect.Finding) ([]byte, error)
 	Spool  spool.Options
 
@@ -86,7 +85,7 @@ type ForwarderOptions struct {
 
 func (o *ForwarderOptions) defaults() {
 	if o.Format == nil {
-		o.Format = func(f *detect.Finding) ([]byte, error) { return json.Marshal(f) }
+		o.Format = func(f *detect.Finding) ([]byte, error) { return f.JSON(), nil }
 	}
 	if o.ConfirmDelay <= 0 {
 		o.ConfirmDelay = 200 * time.Millisecond
