@@ -1,14 +1,7 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"exfilwatch/internal/rsyslogtest"
 )
 
 // runCLI3 runs the CLI in-process and returns its exit code, stdout and
@@ -44,47 +39,17 @@ func runCLI3(t *testing.T, args ...string) (int, string, string) {
 }
 
 // testPKI is a CA and a certificate it signed for 127.0.0.1 and
-// "collector.test", written as PEM files.
+// "collector.test" (server and client use), written as PEM files.
 type testPKI struct {
+	*rsyslogtest.PKI
 	caFile, certFile, keyFile string
 	serverCert                tls.Certificate
 }
 
 func newTestPKI(t *testing.T, dir, prefix string) testPKI {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: prefix + " test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "collector.test"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), DNSNames: []string{"collector.test"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	p := testPKI{caFile: filepath.Join(dir, prefix+"-ca.pem"), certFile: filepath.Join(dir, prefix+"-cert.pem"), keyFile: filepath.Join(dir, prefix+"-key.pem")}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	for f, b := range map[string][]byte{p.caFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), p.certFile: certPEM, p.keyFile: keyPEM} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p.serverCert, err = tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	p := rsyslogtest.NewPKI(t, rsyslogtest.PKIOptions{Dir: dir, Prefix: prefix, ServerName: "collector.test"})
+	return testPKI{PKI: p, caFile: p.CAFile, certFile: p.ServerCert, keyFile: p.ServerKey, serverCert: p.ServerPair}
 }
 
 // tlsCollector accepts TLS connections on 127.0.0.1 until the test ends,

@@ -3,30 +3,20 @@ package output
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"exfilwatch/attribution"
+	"exfilwatch/internal/rsyslogtest"
 	"exfilwatch/sensor/detect"
 	"exfilwatch/sensor/events"
 	"exfilwatch/sensor/output/syslog"
@@ -41,11 +31,10 @@ import (
 // time Finding() blocks the caller. Run with a fixed count, e.g.
 // -bench ForwarderTLSToRsyslog -benchtime 20000x.
 func BenchmarkForwarderTLSToRsyslog(b *testing.B) {
-	p := benchPKI(b)
-	port := benchFreePort(b)
-	r := benchRsyslog(b, p, port)
-	url := fmt.Sprintf("tls://127.0.0.1:%d", port)
-	topts := syslog.TransportOptions{CAFile: p.caFile}
+	p := rsyslogtest.NewPKI(b, rsyslogtest.PKIOptions{})
+	r := rsyslogtest.Start(b, rsyslogtest.Options{TLS: p})
+	url := fmt.Sprintf("tls://127.0.0.1:%d", r.TLSPort)
+	topts := syslog.TransportOptions{CAFile: p.CAFile}
 	fm := &syslog.Formatter{}
 	fw, err := NewForwarder(ForwarderOptions{
 		Name: url, Dir: SpoolDir(b.TempDir(), url),
@@ -69,7 +58,7 @@ func BenchmarkForwarderTLSToRsyslog(b *testing.B) {
 		size += len(m)
 	}
 	sent := make([]time.Time, b.N)
-	tail := newRsyslogTail(r.raw, b.N)
+	tail := newRsyslogTail(r.Raw, b.N)
 	tailDone := make(chan error, 1)
 	b.ResetTimer()
 	start := time.Now()
@@ -83,7 +72,7 @@ func BenchmarkForwarderTLSToRsyslog(b *testing.B) {
 		blocked += time.Since(sent[i])
 	}
 	if err := <-tailDone; err != nil {
-		b.Fatalf("%v; forwarder %+v; rsyslogd said: %s", err, fw.Stats(), r.stderr)
+		b.Fatalf("%v; forwarder %+v; rsyslogd said: %s", err, fw.Stats(), r.Stderr)
 	}
 	el := time.Since(start)
 	b.StopTimer()
@@ -212,140 +201,4 @@ func TestBenchFindingSize(t *testing.T) {
 	if len(b) < 3500 || len(b) > 5000 {
 		t.Fatalf("benchmark finding JSON is %d bytes, want about 4 KB", len(b))
 	}
-}
-
-// benchRsyslogd is an rsyslogd in the foreground with a TLS listener (gtls
-// driver, anonymous clients) and one raw line per message in raw.
-type benchRsyslogd struct {
-	raw    string
-	stderr *bytes.Buffer
-}
-
-// benchRsyslog starts rsyslogd the way sensor/output/syslog's tests do and
-// returns once its TLS input takes connections.
-func benchRsyslog(b *testing.B, p *benchPKIFiles, port int) *benchRsyslogd {
-	bin, err := exec.LookPath("rsyslogd")
-	if err != nil {
-		bin = "/usr/sbin/rsyslogd"
-		if _, err2 := os.Stat(bin); err2 != nil {
-			b.Fatalf("rsyslogd not found (%v): apt-get install rsyslog rsyslog-gnutls (make deps does)", err)
-		}
-	}
-	dir := b.TempDir()
-	r := &benchRsyslogd{raw: filepath.Join(dir, "raw.log"), stderr: new(bytes.Buffer)}
-	conf := fmt.Sprintf(`
-global(workDirectory=%q maxMessageSize="256k" net.enableDNS="off"
-       defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile=%q
-       defaultNetstreamDriverCertFile=%q defaultNetstreamDriverKeyFile=%q)
-module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
-input(type="imtcp" address="127.0.0.1" port="%d")
-template(name="raw" type="string" string="%%rawmsg%%\n")
-action(type="omfile" file=%q template="raw" flushOnTXEnd="on" asyncWriting="off")
-`, dir, p.caFile, p.serverCert, p.serverKey, port, r.raw)
-	confPath := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	cmd.Stdout, cmd.Stderr = r.stderr, r.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start rsyslogd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	// Ready when a TLS handshake succeeds and a probe is written out.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-exited:
-			b.Fatalf("rsyslogd exited: %s\nconfiguration:\n%s", r.stderr, conf)
-		default:
-		}
-		tr, err := syslog.Dial(context.Background(), fmt.Sprintf("tls://127.0.0.1:%d", port), syslog.TransportOptions{CAFile: p.caFile})
-		if err == nil {
-			err = tr.Send([]byte("<13>1 - - probe - PROBE - ready"))
-			tr.Close()
-			if err == nil {
-				for time.Now().Before(deadline) {
-					if rb, _ := os.ReadFile(r.raw); bytes.Contains(rb, []byte("PROBE")) {
-						return r
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("rsyslogd not ready within 15s (%v): %s", err, r.stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func benchFreePort(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// benchPKIFiles: a CA and a server certificate for 127.0.0.1, made at
-// run time.
-type benchPKIFiles struct{ caFile, serverCert, serverKey string }
-
-func benchPKI(b *testing.B) *benchPKIFiles {
-	dir := b.TempDir()
-	p := &benchPKIFiles{caFile: filepath.Join(dir, "ca.pem"), serverCert: filepath.Join(dir, "server.pem"), serverKey: filepath.Join(dir, "server-key.pem")}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "exfilwatch bench CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "syslog.test"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), DNSNames: []string{"syslog.test"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, w := range []struct {
-		path, typ string
-		der       []byte
-	}{{p.caFile, "CERTIFICATE", caDER}, {p.serverCert, "CERTIFICATE", der}, {p.serverKey, "EC PRIVATE KEY", kder}} {
-		if err := os.WriteFile(w.path, pem.EncodeToMemory(&pem.Block{Type: w.typ, Bytes: w.der}), 0o600); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return p
 }

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/leodido/go-syslog/v4/rfc5424"
 
 	"exfilwatch/attribution"
+	"exfilwatch/internal/rsyslogtest"
 	"exfilwatch/sensor/detect"
 	"exfilwatch/sensor/events"
 )
@@ -63,7 +63,8 @@ func wantSD(f *detect.Finding) map[string]string {
 	return m
 }
 
-// parsed is an RFC 5424 message as go-syslog read it.
+// parsed is an RFC 5424 message as go-syslog read it, with its MSG as
+// JSON unless it was cut.
 type parsed struct {
 	*rfc5424.SyslogMessage
 	sd   map[string]string
@@ -76,23 +77,11 @@ type parsed struct {
 // checks the parts every message of ours has.
 func parse5424(t testing.TB, raw []byte) *parsed {
 	t.Helper()
-	m, err := rfc5424.NewParser(rfc5424.WithCompliantMsg()).Parse(raw)
+	m, err := rsyslogtest.Parse5424(raw, SDID)
 	if err != nil {
-		t.Fatalf("go-syslog rejects the message: %v\n%q", err, raw)
+		t.Fatal(err)
 	}
-	sm := m.(*rfc5424.SyslogMessage)
-	p := &parsed{SyslogMessage: sm}
-	if sm.StructuredData == nil || (*sm.StructuredData)[SDID] == nil {
-		t.Fatalf("no %s element in %q", SDID, raw)
-	}
-	p.sd = (*sm.StructuredData)[SDID]
-	if sm.Message != nil {
-		p.msg = []byte(*sm.Message)
-		if bytes.HasPrefix(p.msg, bom) {
-			p.bom = true
-			p.msg = p.msg[len(bom):]
-		}
-	}
+	p := &parsed{SyslogMessage: m.SyslogMessage, sd: m.SD, msg: m.Msg, bom: m.BOM}
 	if _, cut := p.sd["truncated"]; !cut {
 		if err := json.Unmarshal(p.msg, &p.json); err != nil {
 			t.Fatalf("MSG is not JSON: %v\n%q", err, p.msg)
@@ -139,20 +128,7 @@ func checkFinding(t testing.TB, p *parsed, f *detect.Finding) {
 	}
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// lines splits an output file into its non-empty lines.
-func lines(b []byte) [][]byte {
-	var out [][]byte
-	for _, l := range bytes.Split(b, []byte{'\n'}) {
-		if len(strings.TrimSpace(string(l))) > 0 {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+var (
+	deref = rsyslogtest.Str
+	lines = rsyslogtest.Lines
+)
