@@ -342,6 +342,7 @@ func (f *Forwarder) run() {
 		attempt  int  // failures in the current outage
 		down     bool // an outage is being reported
 		lastFail string
+		lastLook bool // a read after Close was seen
 	)
 	fail := func(stage string, err error) {
 		if conn != nil {
@@ -456,6 +457,13 @@ func (f *Forwarder) run() {
 			continue
 		}
 		if len(p.batches) == 0 && f.stopping() {
+			// The read above may have run before Close made the last
+			// findings durable: read once more now that stop is seen
+			// (Close syncs before it signals), then stop.
+			if !lastLook {
+				lastLook = true
+				continue
+			}
 			break
 		}
 		f.wait(&p)
