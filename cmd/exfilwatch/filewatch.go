@@ -12,6 +12,11 @@ import (
 type hostSink struct {
 	fileAccess func(attribution.FileAccess, *attribution.Process)
 	process    func(attribution.ProcessEvent)
+	// describe says whether an access needs its process described (read
+	// from /proc) before it is handed on: on a whole filesystem most
+	// accesses are neither sensitive nor recorded, and describing each
+	// would cost more than everything else. nil: every access.
+	describe func(attribution.FileAccess) bool
 }
 
 // fileWatch hands file accesses seen by fanotify to the host sink, with
@@ -46,7 +51,7 @@ func startFileWatch(paths []string, sink hostSink, hash func(path string) bool, 
 		defer w.wg.Done()
 		for fa := range fan.Events() {
 			var p *attribution.Process
-			if procs != nil {
+			if procs != nil && (sink.describe == nil || sink.describe(fa)) {
 				p, _ = procs.Process(fa.PID)
 			}
 			sink.fileAccess(fa, p)

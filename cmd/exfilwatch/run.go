@@ -170,6 +170,12 @@ func runAction(c *cli.Context) error {
 				rec.journal.ProcessEvent(ev)
 			}
 		},
+		// The detector needs the process of a sensitive read (lineage) and
+		// of an exec (so that a later reader's parent is known); a
+		// recording keeps every access with its process.
+		describe: func(fa attribution.FileAccess) bool {
+			return rec != nil || fa.Access == attribution.AccessExec || det.IsSensitive(fa.Path)
+		},
 	}
 	var files *fileWatch
 	var es *esWatch
