@@ -16,6 +16,7 @@
 package detect
 
 import (
+	"container/list"
 	"net/netip"
 	"path"
 	"sort"
@@ -719,29 +720,7 @@ func (d *Detector) judge(u *upload) {
 }
 
 func ruleKey(r AllowRule) string {
-	return "allowlist[" + itoa(r.Index) + "]"
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b [20]byte
-	n := len(b)
-	neg := i < 0
-	if neg {
-		i = -i
-	}
-	for i > 0 {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-	}
-	if neg {
-		n--
-		b[n] = '-'
-	}
-	return string(b[n:])
+	return "allowlist[" + strconv.Itoa(r.Index) + "]"
 }
 
 func isLocalOnly(a netip.Addr) bool {
@@ -900,7 +879,7 @@ func (d *Detector) qualifying(rel []related, u *upload) []File {
 			if rd.Time.Before(from) || rd.Time.After(to) {
 				continue
 			}
-			k := itoa(int(rc.c.pid)) + "\x00" + rd.Path
+			k := strconv.Itoa(int(rc.c.pid)) + "\x00" + rd.Path
 			f := File{Path: rd.Path, Class: rd.Class, Time: rd.Time, Access: rd.Access.String(), Size: rd.Size,
 				SHA256: rd.SHA256, Hashed: rd.Hashed, PID: rc.c.pid, Relation: rc.rel, Source: rd.Source}
 			if rc.c.p != nil {
@@ -923,34 +902,29 @@ func (d *Detector) qualifying(rel []related, u *upload) []File {
 // destMemory remembers which destinations each process identity uploaded
 // to, to tell a new destination: bounded, least recently used forgotten.
 type destMemory struct {
+	idx   map[string]*list.Element
+	lru   *list.List // of string keys, most recent at the front
 	max   int
 	stats *Stats
-	tick  uint64
-	order map[string]uint64
 }
 
 func newDestMemory(max int, st *Stats) *destMemory {
-	return &destMemory{order: map[string]uint64{}, max: max, stats: st}
+	return &destMemory{idx: map[string]*list.Element{}, lru: list.New(), max: max, stats: st}
 }
 
 // observe records (identity, destination) and reports whether it is new.
 func (m *destMemory) observe(identity, dest string) bool {
 	k := identity + "\x00" + dest
-	m.tick++
-	_, old := m.order[k]
-	m.order[k] = m.tick
-	if !old && len(m.order) > m.max {
-		// Evict the least recently used: a linear scan, rare (only past
-		// the bound) and bounded by it.
-		var oldest string
-		var ot uint64 = ^uint64(0)
-		for kk, t := range m.order {
-			if t < ot {
-				oldest, ot = kk, t
-			}
-		}
-		delete(m.order, oldest)
+	if e, ok := m.idx[k]; ok {
+		m.lru.MoveToFront(e)
+		return false
+	}
+	m.idx[k] = m.lru.PushFront(k)
+	if m.lru.Len() > m.max {
+		old := m.lru.Back()
+		m.lru.Remove(old)
+		delete(m.idx, old.Value.(string))
 		m.stats.DestsEvicted++
 	}
-	return !old
+	return true
 }

@@ -318,3 +318,15 @@ func TestRequestNoticeJudgesOnce(t *testing.T) {
 		t.Fatalf("judged twice: %d findings, stats %+v", len(out.Findings), d.Stats())
 	}
 }
+
+func TestDestinationMemoryBound(t *testing.T) {
+	st := &Stats{}
+	m := newDestMemory(2, st)
+	if !m.observe("curl", "a") || !m.observe("curl", "b") || m.observe("curl", "a") {
+		t.Fatal("first sightings must be new, a repeat not")
+	}
+	m.observe("curl", "c") // evicts b, the least recently used
+	if st.DestsEvicted != 1 || m.observe("curl", "a") || !m.observe("curl", "b") {
+		t.Fatalf("LRU eviction wrong: %+v", st)
+	}
+}

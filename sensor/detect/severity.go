@@ -2,6 +2,7 @@ package detect
 
 import (
 	"path"
+	"strconv"
 	"strings"
 
 	"exfilwatch/attribution"
@@ -225,9 +226,9 @@ func (d *Detector) assess(f *Finding, id attribution.CodeIdentity, newDest bool)
 	} else if readBytes > 0 {
 		switch {
 		case up.Bytes*2 >= readBytes:
-			f.add(ReasonBytesMatch, "uploaded "+itoa(int(up.Bytes))+" bytes, read "+itoa(int(readBytes))+" bytes of sensitive files")
+			f.add(ReasonBytesMatch, "uploaded "+strconv.Itoa(int(up.Bytes))+" bytes, read "+strconv.Itoa(int(readBytes))+" bytes of sensitive files")
 		case up.Bytes*100 < readBytes:
-			f.add(ReasonBytesSmall, "uploaded "+itoa(int(up.Bytes))+" bytes, under 1% of the "+itoa(int(readBytes))+" bytes read")
+			f.add(ReasonBytesSmall, "uploaded "+strconv.Itoa(int(up.Bytes))+" bytes, under 1% of the "+strconv.Itoa(int(readBytes))+" bytes read")
 		}
 	}
 
@@ -257,7 +258,7 @@ func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
-	return itoa(n) + " " + what + "s"
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 var tempDirs = []string{"/tmp/", "/var/tmp/", "/private/tmp/", "/private/var/tmp/", "/dev/shm/", "/private/var/folders/", "/var/folders/", "/run/user/"}
