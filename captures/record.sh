@@ -8,9 +8,10 @@
 #            198.18.0.2/24  2001:2::2/64
 #   joined by one veth pair, no default route, offloads off (MSS-sized segments).
 #
-# Nothing leaves the two namespaces. Everything is rebuilt from scratch on each
-# run; the new captures replace the old ones only after captures/lab/manifest.py
-# has checked them with tshark against the payload files (and rewritten
+# The lab (namespaces, servers, cleanup trap) is captures/lab/lab.sh, shared
+# with captures/record_scenarios.sh. Nothing leaves the two namespaces.
+# Everything is rebuilt from scratch on each run; the new captures replace the
+# old ones only after captures/lab/manifest.py has checked them with tshark against the payload files (and rewritten
 # captures/MANIFEST.md). The namespaces, veths, servers and capture processes
 # are removed on exit (trap), also on failure or Ctrl-C.
 #
@@ -27,65 +28,15 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export DEBIAN_FRONTEND=noninteractive
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-LAB="$HERE/lab"
 DEST="${EXFW_REC_OUT:-$HERE}"   # where the checked captures are installed
 
-if [ "$(id -u)" != 0 ]; then
-    echo "record.sh: must run as root (sudo $0)" >&2
-    exit 1
-fi
-
-log() { printf '[record] %s\n' "$*" >&2; }
-die() { printf '[record] ERROR: %s\n' "$*" >&2; exit 1; }
+LAB_TAG=record LAB_SCRIPT=captures/record.sh LAB_KEEP_WORK=${EXFW_REC_KEEP_WORK:-0}
+# shellcheck source=lab/lab.sh
+. "$HERE/lab/lab.sh"     # the lab, its cleanup trap and helpers; sets LAB=captures/lab
+lab_require_root
 
 # --------------------------------------------------------------------------
-# 1. packages (installed only when missing)
-# --------------------------------------------------------------------------
-# Debian package -> a file it provides that we use
-declare -A PKG_FILE=(
-    [tcpdump]=/usr/bin/tcpdump
-    [tshark]=/usr/bin/tshark
-    [wireshark-common]=/usr/bin/dumpcap        # dumpcap, mergecap, editcap
-    [vsftpd]=/usr/sbin/vsftpd
-    [curl]=/usr/bin/curl
-    [wget]=/usr/bin/wget
-    [python3]=/usr/bin/python3
-    [iproute2]=/usr/sbin/ip
-    [iputils-ping]=/usr/bin/ping
-    [ethtool]=/usr/sbin/ethtool
-    [procps]=/usr/bin/ps
-)
-PKGS_ORDER=(tcpdump tshark wireshark-common vsftpd curl wget python3 iproute2 iputils-ping ethtool procps)
-
-POLICY_RC_CREATED=0
-install_missing() {
-    local missing=() p
-    for p in "${PKGS_ORDER[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
-           || [ ! -x "${PKG_FILE[$p]}" ]; then
-            missing+=("$p")
-        fi
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    log "installing: ${missing[*]}"
-    # Do not let the vsftpd package start a system-wide daemon (we run our own
-    # instances inside the lab namespace): a temporary policy-rc.d, only if the
-    # machine has none, removed again right after the install (and by the trap).
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\n# temporary, from exfilwatch captures/record.sh\nexit 101\n' > /usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        POLICY_RC_CREATED=1
-    fi
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    if [ "$POLICY_RC_CREATED" = 1 ]; then
-        rm -f /usr/sbin/policy-rc.d
-        POLICY_RC_CREATED=0
-    fi
-}
-
-# --------------------------------------------------------------------------
-# 2. lab state and cleanup
+# 1. lab state and cleanup
 # --------------------------------------------------------------------------
 HNS="exfw-rec-host-$$"
 RNS="exfw-rec-remote-$$"
@@ -93,139 +44,42 @@ VH="exh$$"          # veth end in the host namespace
 VR="exr$$"          # veth end in the remote namespace
 H4=198.18.0.1 R4=198.18.0.2
 H6=2001:2::1  R6=2001:2::2
-FTP_USER=exfwuser FTP_PASS=exfwpass FTP_UID=64123
-# SHA-512 crypt of "exfwpass" with the fixed salt "exfwlab" (lab-only password)
-FTP_HASH='$6$exfwlab$OJCAnbNOSSPtU16mILrjsEEflr02niCXsX3bQtUFNAdilGe0OjAHgNkWMf9XRYBCysevt1p9k..eYchj5Cmwv/'
+lab_traps
 
-WORK=""
-PIDS=()            # every background process we started (servers, captures)
-
-cleanup() {
-    local rc=$? pid ns
-    set +e
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null
-    done
-    # anything still running inside our own two namespaces was started by us
-    for ns in "$HNS" "$RNS"; do
-        if ip netns list 2>/dev/null | grep -qw "$ns"; then
-            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-            ip netns del "$ns" 2>/dev/null
-        fi
-    done
-    if [ "$POLICY_RC_CREATED" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "${EXFW_REC_KEEP_WORK:-0}" = 1 ]; then
-            log "work directory kept: $WORK"
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-    [ "$rc" -ne 0 ] && log "FAILED (exit $rc); lab cleaned up"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-inh() { ip netns exec "$HNS" "$@"; }
-inr() { ip netns exec "$RNS" "$@"; }
-
-wait_for() {  # wait_for SECONDS DESCRIPTION CMD...
-    local t=$(( $1 * 10 )) what=$2
-    shift 2
-    while ! "$@" >/dev/null 2>&1; do
-        t=$((t - 1))
-        [ "$t" -gt 0 ] || die "timeout waiting for $what"
-        sleep 0.1
-    done
-}
-
-no_tentative() {  # no_tentative NS DEV
-    [ -z "$(ip -n "$1" -6 addr show dev "$2" tentative)" ]
-}
-
-listening() {  # listening NS PORT
-    [ -n "$(ip netns exec "$1" ss -Hltn "sport = :$2")" ]
-}
+# --------------------------------------------------------------------------
+# 2. packages (installed only when missing): Debian package=a file we use
+# --------------------------------------------------------------------------
+PKGS=(tcpdump=/usr/bin/tcpdump tshark=/usr/bin/tshark
+    wireshark-common=/usr/bin/dumpcap        # dumpcap, mergecap, editcap
+    vsftpd=/usr/sbin/vsftpd curl=/usr/bin/curl wget=/usr/bin/wget python3=/usr/bin/python3
+    iproute2=/usr/sbin/ip iputils-ping=/usr/bin/ping ethtool=/usr/sbin/ethtool procps=/usr/bin/ps)
 
 # --------------------------------------------------------------------------
 # 3. build the lab
 # --------------------------------------------------------------------------
 setup_lab() {
     log "creating namespaces $HNS / $RNS"
-    ip netns add "$HNS"
-    ip netns add "$RNS"
-    ip link add "$VH" netns "$HNS" type veth peer name "$VR" netns "$RNS"
-    local ns dev
-    for ns in "$HNS" "$RNS"; do
-        ip -n "$ns" link set lo up
-        # quieter link: no router solicitations (there is no router anyway)
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.router_solicitations=0 \
-            net.ipv6.conf.default.router_solicitations=0
-    done
-    for dev in "$HNS:$VH" "$RNS:$VR"; do
-        ns=${dev%%:*} dev=${dev#*:}
-        ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.router_solicitations=0"
-        ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off tx off >/dev/null
-    done
-    ip -n "$HNS" addr add "$H4/24" dev "$VH"
-    ip -n "$HNS" addr add "$H6/64" dev "$VH" nodad
-    ip -n "$RNS" addr add "$R4/24" dev "$VR"
-    ip -n "$RNS" addr add "$R6/64" dev "$VR" nodad
-    ip -n "$HNS" link set "$VH" up
-    ip -n "$RNS" link set "$VR" up
+    lab_netns_up
     # the loopback of the "host" namespace plays macOS lo0 (MTU 16384)
     ip -n "$HNS" link set lo mtu 16384
     inh ethtool -K lo tso off gso off gro off >/dev/null 2>&1 || true
-
-    wait_for 10 "IPv4 ping host->remote" inh ping -n -c1 -W1 "$R4"
-    wait_for 10 "IPv6 ping host->remote" inh ping -n -c1 -W1 "$R6"
-    wait_for 10 "IPv4 ping remote->host" inr ping -n -c1 -W1 "$H4"
-    wait_for 10 "IPv6 ping remote->host" inr ping -n -c1 -W1 "$H6"
-    # link-local addresses still do DAD: wait until nothing is tentative
-    wait_for 10 "IPv6 DAD (host)" no_tentative "$HNS" "$VH"
-    wait_for 10 "IPv6 DAD (remote)" no_tentative "$RNS" "$VR"
     log "lab up: $VH $H4 $H6  <->  $VR $R4 $R6"
-}
-
-start_bg() {  # start_bg LOGFILE NAMESPACE CMD...   (background, pid recorded)
-    local logf=$1 ns=$2
-    shift 2
-    # a simple command in the background: $! is the program itself (ip netns
-    # exec and unshare exec, they do not fork)
-    ip netns exec "$ns" "$@" >"$logf" 2>&1 &
-    PIDS+=("$!")
 }
 
 start_servers() {
     mkdir -p "$WORK/srv"
     # HTTP upload server: IPv4 :8080 and IPv6 :8443 in remote, loopback :8081 in host
-    start_bg "$WORK/srv/http8080.err" "$RNS" python3 "$LAB/upload_server.py" \
-        --bind "$R4" --port 8080 --files "$WORK/payloads" --log "$WORK/http.log"
-    start_bg "$WORK/srv/http8443.err" "$RNS" python3 "$LAB/upload_server.py" \
-        --bind "$R6" --port 8443 --files "$WORK/payloads" --log "$WORK/http.log"
-    start_bg "$WORK/srv/http8081v4.err" "$HNS" python3 "$LAB/upload_server.py" \
-        --bind 127.0.0.1 --port 8081 --files "$WORK/payloads" --log "$WORK/http.log"
-    start_bg "$WORK/srv/http8081v6.err" "$HNS" python3 "$LAB/upload_server.py" \
-        --bind ::1 --port 8081 --files "$WORK/payloads" --log "$WORK/http.log"
+    lab_http "$RNS" "$R4" 8080 "$WORK/payloads" "$WORK/http.log" "$WORK/srv/http8080.err"
+    lab_http "$RNS" "$R6" 8443 "$WORK/payloads" "$WORK/http.log" "$WORK/srv/http8443.err"
+    lab_http "$HNS" 127.0.0.1 8081 "$WORK/payloads" "$WORK/http.log" "$WORK/srv/http8081v4.err"
+    lab_http "$HNS" ::1 8081 "$WORK/payloads" "$WORK/http.log" "$WORK/srv/http8081v6.err"
 
     # vsftpd: lab user only inside a private mount namespace (bind-mounted
     # copies of passwd/group/shadow); home directory in the work dir.
     local ftp="$WORK/ftp"
-    mkdir -p "$ftp/home" "$ftp/empty" "$ftp/etc"
+    lab_ftp_dirs "$ftp"
     chmod 755 "$WORK" "$ftp"
-    chmod 555 "$ftp/empty"
-    chown "$FTP_UID:$FTP_UID" "$ftp/home"
-    { grep -v "^$FTP_USER:" /etc/passwd; echo "$FTP_USER:x:$FTP_UID:$FTP_UID:exfw lab ftp user:$ftp/home:/bin/sh"; } > "$ftp/etc/passwd"
-    { grep -v "^$FTP_USER:" /etc/group; echo "$FTP_USER:x:$FTP_UID:"; } > "$ftp/etc/group"
-    { grep -v "^$FTP_USER:" /etc/shadow; echo "$FTP_USER:$FTP_HASH:19000:0:99999:7:::"; } > "$ftp/etc/shadow"
-    chmod 644 "$ftp/etc/passwd" "$ftp/etc/group"
-    chmod 640 "$ftp/etc/shadow"
-    local common=(-osecure_chroot_dir="$ftp/empty" -ovsftpd_log_file="$ftp/vsftpd.log")
+    lab_accounts "$ftp/etc" "$FTP_USER:$FTP_UID:exfw lab ftp user:$ftp/home:/bin/sh:$FTP_HASH"
     local inst
     for inst in v4:21 v6:21 v4:2121; do
         local fam=${inst%%:*} port=${inst#*:} opts
@@ -234,10 +88,7 @@ start_servers() {
         else
             opts=(-olisten=NO -olisten_ipv6=YES -olisten_address6="$R6" -olisten_port="$port")
         fi
-        start_bg "$WORK/srv/vsftpd-$fam-$port.err" "$RNS" unshare --mount --propagation private \
-            sh -c 'mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group &&
-                   mount --bind "$1/shadow" /etc/shadow && shift && exec "$@"' sh \
-            "$ftp/etc" vsftpd "$LAB/vsftpd.conf" "${common[@]}" "${opts[@]}"
+        lab_vsftpd "$WORK/srv/vsftpd-$fam-$port.err" "$RNS" "$ftp" "$ftp/etc" -- "${opts[@]}"
     done
 
     wait_for 10 "http :8080" listening "$RNS" 8080
@@ -424,8 +275,7 @@ record_all() {
 # --------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------
-install_missing
-for p in "${PKGS_ORDER[@]}"; do [ -x "${PKG_FILE[$p]}" ] || die "missing ${PKG_FILE[$p]} ($p)"; done
+lab_install "${PKGS[@]}"
 
 WORK="$(mktemp -d /tmp/exfw-rec.XXXXXX)"
 mkdir -p "$WORK/cmds" "$WORK/client/dl" "$WORK/payloads"

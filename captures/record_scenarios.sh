@@ -28,7 +28,9 @@
 # Environment:
 #   EXFW_SCN_KEEP_WORK=1   keep the work directory (/var/tmp/exfw-scn.*): the
 #                          sensor's events and logs, server logs, client output
-#   EXFW_SCN_OUT=DIR       install into DIR/<name>/ instead of captures/scenarios/
+#   EXFW_SCN_OUT=DIR       install into DIR/<name>/ (created if missing; may be under
+#                          /tmp) instead of captures/scenarios/: the committed
+#                          recordings are not touched
 #   EXFW_BIN=PATH          use this exfilwatch binary instead of building one
 set -euo pipefail
 
@@ -39,9 +41,13 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
-LAB="$HERE/lab"
 SCN="$HERE/scenarios"
 DEST="${EXFW_SCN_OUT:-$SCN}"
+
+LAB_TAG=scenarios LAB_SCRIPT=captures/record_scenarios.sh LAB_KEEP_WORK=${EXFW_SCN_KEEP_WORK:-0}
+# shellcheck source=lab/lab.sh
+. "$HERE/lab/lab.sh"     # the lab, its cleanup trap and helpers; sets LAB=captures/lab
+lab_require_root
 
 ALL_SCENARIOS=(p1_curl_multipart_pdf p2_python_urllib_put p3_wget_post_file p4_curl_ftp_upload
     p5_tar_pipe_curl_ftp p6_python_ssh_key_post p7_raw_ip_8080
@@ -49,68 +55,33 @@ ALL_SCENARIOS=(p1_curl_multipart_pdf p2_python_urllib_put p3_wget_post_file p4_c
     n4_allowlisted_backup n5_read_before_window demo)
 MAX_BYTES=$((200 * 1024))   # per recorded file
 
-log() { printf '[scenarios] %s\n' "$*" >&2; }
-die() { printf '[scenarios] ERROR: %s\n' "$*" >&2; exit 1; }
-
-if [ "$(id -u)" != 0 ]; then
-    echo "record_scenarios.sh: must run as root (sudo $0)" >&2
-    exit 1
-fi
-
 SELECTED=("$@")
 [ "${#SELECTED[@]}" -eq 0 ] && SELECTED=("${ALL_SCENARIOS[@]}")
 for s in "${SELECTED[@]}"; do
     [[ " ${ALL_SCENARIOS[*]} " == *" $s "* ]] || die "unknown scenario \"$s\" (known: ${ALL_SCENARIOS[*]})"
 done
+lab_traps   # set again after the re-exec below
 
 # --------------------------------------------------------------------------
-# 1. packages (outside the private namespace; installed only when missing)
+# 1. packages (outside the private namespace; installed only when missing):
+#    Debian package=a file we use
 # --------------------------------------------------------------------------
 if [ "${EXFW_SCN_INNER:-}" != 1 ]; then
-    declare -A PKG_FILE=(
-        [vsftpd]=/usr/sbin/vsftpd
-        [curl]=/usr/bin/curl
-        [wget]=/usr/bin/wget
-        [python3]=/usr/bin/python3
-        [iproute2]=/usr/sbin/ip
-        [iputils-ping]=/usr/bin/ping
-        [ethtool]=/usr/sbin/ethtool
-        [procps]=/usr/bin/ps
-        [util-linux]=/usr/bin/setpriv             # unshare, setpriv, setsid
-        [openssh-client]=/usr/bin/ssh-keygen      # alice's test key
-        [tar]=/usr/bin/tar
-        [chromium]=/usr/lib/chromium/chromium     # only for n1_browser_upload
-    )
-    PKGS=(vsftpd curl wget python3 iproute2 iputils-ping ethtool procps util-linux openssh-client tar)
-    [[ " ${SELECTED[*]} " == *" n1_browser_upload "* ]] && PKGS+=(chromium)
-    missing=()
-    for p in "${PKGS[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || [ ! -x "${PKG_FILE[$p]}" ]; then
-            missing+=("$p")
-        fi
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        log "installing: ${missing[*]}"
-        # no system-wide vsftpd: a temporary policy-rc.d, only if there is none
-        policy_rc=0
-        if [ ! -e /usr/sbin/policy-rc.d ]; then
-            printf '#!/bin/sh\n# temporary, from exfilwatch captures/record_scenarios.sh\nexit 101\n' > /usr/sbin/policy-rc.d
-            chmod 755 /usr/sbin/policy-rc.d
-            policy_rc=1
-            trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-        fi
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-        if [ "$policy_rc" = 1 ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
-    fi
-    for p in "${PKGS[@]}"; do [ -x "${PKG_FILE[$p]}" ] || die "missing ${PKG_FILE[$p]} ($p)"; done
+    PKGS=(vsftpd=/usr/sbin/vsftpd curl=/usr/bin/curl wget=/usr/bin/wget python3=/usr/bin/python3
+        iproute2=/usr/sbin/ip iputils-ping=/usr/bin/ping ethtool=/usr/sbin/ethtool procps=/usr/bin/ps
+        util-linux=/usr/bin/setpriv             # unshare, setpriv, setsid
+        openssh-client=/usr/bin/ssh-keygen      # alice's test key
+        tar=/usr/bin/tar)
+    # only for n1_browser_upload
+    [[ " ${SELECTED[*]} " == *" n1_browser_upload "* ]] && PKGS+=(chromium=/usr/lib/chromium/chromium)
+    lab_install "${PKGS[@]}"
     # The rest runs in a private mount and UTS namespace (mounts and host name
-    # vanish with it); exec keeps our PID, so the trap below owns everything.
+    # vanish with it); exec keeps our PID, so the trap set there owns everything.
     exec unshare --mount --uts --propagation private env EXFW_SCN_INNER=1 GO="$GO_BIN" bash "$0" "$@"
 fi
 
 # --------------------------------------------------------------------------
-# 2. lab state and cleanup (inside the private mount namespace from here on)
+# 2. lab state (inside the private mount namespace from here on)
 # --------------------------------------------------------------------------
 HNS="exfw-scn-host-$$"
 RNS="exfw-scn-remote-$$"
@@ -119,66 +90,11 @@ VR="exsr$$"          # veth end in the remote namespace
 H4=198.18.7.1 R4=198.18.7.2
 H6=2001:2:0:7::1 R6=2001:2:0:7::2
 FILES_HOST=files.example.net BACKUP_HOST=backup.example.net
-FTP_USER=exfwuser FTP_PASS=exfwpass FTP_UID=64123
-# SHA-512 crypt of "exfwpass" with the fixed salt "exfwlab" (lab-only password)
-FTP_HASH='$6$exfwlab$OJCAnbNOSSPtU16mILrjsEEflr02niCXsX3bQtUFNAdilGe0OjAHgNkWMf9XRYBCysevt1p9k..eYchj5Cmwv/'
 ALICE=alice ALICE_UID=64501
 AH=/home/alice
-
-WORK=""
-PIDS=()            # background processes started for the current scenario
 SENSOR_PID=""
-LAB_UP=0
 
-kill_lab() {
-    local pid ns
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-    SENSOR_PID=""
-    # anything still running inside our own two namespaces was started by us
-    # (browser helpers, vsftpd session processes)
-    for ns in "$HNS" "$RNS"; do
-        if ip netns list 2>/dev/null | grep -qw "$ns"; then
-            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-            ip netns del "$ns" 2>/dev/null || true
-        fi
-    done
-    LAB_UP=0
-}
-
-cleanup() {
-    local rc=$?
-    set +e
-    kill_lab
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "${EXFW_SCN_KEEP_WORK:-0}" = 1 ]; then
-            log "work directory kept: $WORK"
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-    [ "$rc" -ne 0 ] && log "FAILED (exit $rc); lab cleaned up"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-inh() { ip netns exec "$HNS" "$@"; }
-inr() { ip netns exec "$RNS" "$@"; }
-
-wait_for() {  # wait_for SECONDS DESCRIPTION CMD...
-    local t=$(($1 * 10)) what=$2
-    shift 2
-    while ! "$@" >/dev/null 2>&1; do
-        t=$((t - 1))
-        [ "$t" -le 0 ] && die "timed out waiting for $what"
-        sleep 0.1
-    done
-}
-listening() { [ -n "$(ip netns exec "$1" ss -Hltn "sport = :$2")" ]; }
-no_tentative() { [ -z "$(ip -n "$1" -6 addr show dev "$2" tentative)" ]; }
+kill_lab() { lab_kill; SENSOR_PID=""; }
 
 # --------------------------------------------------------------------------
 # 3. the private world: binary, tmpfs mounts, accounts, names
@@ -193,25 +109,23 @@ else
 fi
 BIN="$WORK/exfilwatch"
 
+# The recordings are installed through a directory descriptor opened before
+# the tmpfs mounts, so that an EXFW_SCN_OUT under /tmp, /home or /opt is the
+# machine's directory, not the private tmpfs that covers it here.
+mkdir -p "$DEST"
+exec 9<"$DEST"
+DEST_FD="/proc/$$/fd/9"
+
 hostname alice-laptop    # the journal header names the host: not this machine
 mount -t tmpfs -o size=64m,mode=755 exfw-home /home
 mount -t tmpfs -o size=512m,mode=1777 exfw-tmp /tmp
 mount -t tmpfs -o size=32m,mode=755 exfw-opt /opt
 
-mkdir -p "$WORK/etc"
-{ grep -vE "^($FTP_USER|$ALICE):" /etc/passwd
-  echo "$FTP_USER:x:$FTP_UID:$FTP_UID:exfw lab ftp user:$WORK/ftp/home:/bin/sh"
-  echo "$ALICE:x:$ALICE_UID:$ALICE_UID:Alice (exfw lab user):$AH:/bin/bash"; } > "$WORK/etc/passwd"
-{ grep -vE "^($FTP_USER|$ALICE):" /etc/group
-  echo "$FTP_USER:x:$FTP_UID:"
-  echo "$ALICE:x:$ALICE_UID:"; } > "$WORK/etc/group"
-{ grep -vE "^($FTP_USER|$ALICE):" /etc/shadow
-  echo "$FTP_USER:$FTP_HASH:19000:0:99999:7:::"
-  echo "$ALICE:!:19000:0:99999:7:::"; } > "$WORK/etc/shadow"
+lab_accounts "$WORK/etc" "$FTP_USER:$FTP_UID:exfw lab ftp user:$WORK/ftp/home:/bin/sh:$FTP_HASH" \
+    "$ALICE:$ALICE_UID:Alice (exfw lab user):$AH:/bin/bash:!"
 printf '127.0.0.1\tlocalhost alice-laptop\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s\t%s\n' \
     "$R4" "$FILES_HOST" "$R4" "$BACKUP_HOST" > "$WORK/etc/hosts"
-chmod 644 "$WORK/etc/passwd" "$WORK/etc/group" "$WORK/etc/hosts"
-chmod 640 "$WORK/etc/shadow"
+chmod 644 "$WORK/etc/hosts"
 for f in passwd group shadow hosts; do mount --bind "$WORK/etc/$f" "/etc/$f"; done
 
 # files served for downloads (n3) and the payloads alice's home is made of
@@ -242,57 +156,17 @@ reset_tmp() {
 # --------------------------------------------------------------------------
 # 4. lab and servers (fresh for every scenario)
 # --------------------------------------------------------------------------
-start_bg() {  # start_bg LOGFILE NAMESPACE CMD...   ($! is the program: ip netns exec execs)
-    local logf=$1 ns=$2
-    shift 2
-    ip netns exec "$ns" "$@" >"$logf" 2>&1 &
-    PIDS+=("$!")
-}
-
-lab_up() {
-    ip netns add "$HNS"
-    ip netns add "$RNS"
-    LAB_UP=1
-    ip link add "$VH" netns "$HNS" type veth peer name "$VR" netns "$RNS"
-    local ns dev
-    for ns in "$HNS" "$RNS"; do
-        ip -n "$ns" link set lo up
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.router_solicitations=0 \
-            net.ipv6.conf.default.router_solicitations=0
-    done
-    for dev in "$HNS:$VH" "$RNS:$VR"; do
-        ns=${dev%%:*} dev=${dev#*:}
-        ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.router_solicitations=0"
-        ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off tx off >/dev/null
-    done
-    ip -n "$HNS" addr add "$H4/24" dev "$VH"
-    ip -n "$HNS" addr add "$H6/64" dev "$VH" nodad
-    ip -n "$RNS" addr add "$R4/24" dev "$VR"
-    ip -n "$RNS" addr add "$R6/64" dev "$VR" nodad
-    ip -n "$HNS" link set "$VH" up
-    ip -n "$RNS" link set "$VR" up
-    wait_for 10 "IPv4 ping host->remote" inh ping -n -c1 -W1 "$R4"
-    wait_for 10 "IPv6 ping host->remote" inh ping -n -c1 -W1 "$R6"
-    wait_for 10 "IPv4 ping remote->host" inr ping -n -c1 -W1 "$H4"
-    wait_for 10 "IPv6 ping remote->host" inr ping -n -c1 -W1 "$H6"
-    wait_for 10 "IPv6 DAD (host)" no_tentative "$HNS" "$VH"
-    wait_for 10 "IPv6 DAD (remote)" no_tentative "$RNS" "$VR"
-}
-
 servers_up() {  # servers_up DIR
     local d=$1 ftp="$1/ftp"
-    start_bg "$d/http80.err" "$RNS" python3 "$LAB/upload_server.py" \
-        --bind "$R4" --port 80 --files "$WORK/files" --log "$d/http.log"
-    start_bg "$d/http8080.err" "$RNS" python3 "$LAB/upload_server.py" \
-        --bind "$R4" --port 8080 --files "$WORK/files" --log "$d/http.log"
+    lab_http "$RNS" "$R4" 80 "$WORK/files" "$d/http.log" "$d/http80.err"
+    lab_http "$RNS" "$R4" 8080 "$WORK/files" "$d/http.log" "$d/http8080.err"
     # vsftpd from the lab config; exfwuser's home is re-pointed per scenario
-    mkdir -p "$ftp/home/upload" "$ftp/empty"
-    chmod 555 "$ftp/empty"
-    chown -R "$FTP_UID:$FTP_UID" "$ftp/home"
+    lab_ftp_dirs "$ftp"
+    mkdir -p "$ftp/home/upload"
+    chown "$FTP_UID:$FTP_UID" "$ftp/home/upload"
     rm -rf "$WORK/ftp"
     ln -s "$ftp" "$WORK/ftp"
-    start_bg "$d/vsftpd.err" "$RNS" vsftpd "$LAB/vsftpd.conf" \
-        -osecure_chroot_dir="$ftp/empty" -ovsftpd_log_file="$ftp/vsftpd.log" \
+    lab_vsftpd "$d/vsftpd.err" "$RNS" "$ftp" -- \
         -olisten=YES -olisten_ipv6=NO -olisten_address="$R4" -olisten_port=21
     wait_for 10 "http :80" listening "$RNS" 80
     wait_for 10 "http :8080" listening "$RNS" 8080
@@ -561,7 +435,7 @@ record_one() {
     log "== $name"
     reset_tmp
     make_home
-    lab_up
+    lab_netns_up
     servers_up "$D"
     "prep_$name"
     sensor_start "$D"
@@ -579,14 +453,14 @@ record_one() {
         sz=$(stat -c %s "$D/rec/$f")
         [ "$sz" -le "$MAX_BYTES" ] || die "$name: $f is $sz bytes (limit $MAX_BYTES)"
     done
-    mkdir -p "$DEST/$name"
+    mkdir -p "$DEST_FD/$name"
     for f in capture.pcapng journal.jsonl; do
-        cp "$D/rec/$f" "$DEST/$name/$f.tmp"
-        chmod 644 "$DEST/$name/$f.tmp"
-        mv -f "$DEST/$name/$f.tmp" "$DEST/$name/$f"
+        cp "$D/rec/$f" "$DEST_FD/$name/$f.tmp"
+        chmod 644 "$DEST_FD/$name/$f.tmp"
+        mv -f "$DEST_FD/$name/$f.tmp" "$DEST_FD/$name/$f"
     done
     REC_OK=1
-    log "$name: installed ($(du -b "$DEST/$name/capture.pcapng" | cut -f1) + $(du -b "$DEST/$name/journal.jsonl" | cut -f1) bytes)"
+    log "$name: installed in $DEST/$name ($(du -b "$DEST_FD/$name/capture.pcapng" | cut -f1) + $(du -b "$DEST_FD/$name/journal.jsonl" | cut -f1) bytes)"
 }
 
 # A short-lived client can end before the sensor's socket-table lookup
