@@ -11,9 +11,10 @@
 # The lab (namespaces, servers, cleanup trap) is captures/lab/lab.sh, shared
 # with captures/record_scenarios.sh. Nothing leaves the two namespaces.
 # Everything is rebuilt from scratch on each run; the new captures replace the
-# old ones only after captures/lab/manifest.py has checked them with tshark against the payload files (and rewritten
-# captures/MANIFEST.md). The namespaces, veths, servers and capture processes
-# are removed on exit (trap), also on failure or Ctrl-C.
+# old ones only after captures/lab/manifest.py has checked them with tshark
+# against the payload files (and rewritten captures/MANIFEST.md). The
+# namespaces, veths, servers and capture processes are removed on exit (trap),
+# also on failure or Ctrl-C.
 #
 # Environment:
 #   EXFW_REC_KEEP_WORK=1   keep the temporary work directory (debugging)
