@@ -1,15 +1,14 @@
 package detect
 
 import (
-	"encoding/hex"
 	"net/netip"
 	"path"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"exfilwatch/attribution"
+	"exfilwatch/internal/jsonenc"
 )
 
 // The finding's JSON document written by hand, without reflection: with
@@ -25,6 +24,7 @@ type fenc struct {
 	b     []byte
 	comma [16]bool // per open object/array: a value was written, the next needs a comma
 	depth int
+	ts    jsonenc.TimeCache // a finding's times mostly share a second or two
 }
 
 func (e *fenc) sep() {
@@ -112,15 +112,13 @@ func (e *fenc) bool(k string, v bool) {
 func (e *fenc) time(k string, t time.Time) {
 	e.key(k)
 	e.b = append(e.b, '"')
-	e.b = t.UTC().AppendFormat(e.b, time.RFC3339Nano)
+	e.b = e.ts.AppendRFC3339Nano(e.b, t)
 	e.b = append(e.b, '"')
 }
 
 func (e *fenc) hex(k string, v []byte) {
 	e.key(k)
-	e.b = append(e.b, '"')
-	e.b = hex.AppendEncode(e.b, v)
-	e.b = append(e.b, '"')
+	e.b = jsonenc.AppendHex(e.b, v)
 }
 
 // addr writes an address as netip.Addr.String does ("invalid IP" for the
@@ -143,69 +141,10 @@ type addrLike interface {
 	String() string
 }
 
-const jsonHex = "0123456789abcdef"
-
-// appendJSONString appends s quoted as encoding/json does by default:
-// <, > and & as \u003c \u003e \u0026, control characters escaped, U+2028
-// and U+2029 escaped, and each byte of invalid UTF-8 as \ufffd.
+// appendJSONString appends s quoted as encoding/json does by default
+// (jsonenc's html dialect).
 func appendJSONString[S string | []byte](b []byte, s S) []byte {
-	b = append(b, '"')
-	b = appendJSONChars(b, s)
-	return append(b, '"')
-}
-
-// appendJSONChars appends s escaped, without the quotes.
-func appendJSONChars[S string | []byte](b []byte, s S) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', jsonHex[c>>4], jsonHex[c&15])
-			}
-			i++
-			start = i
-			continue
-		}
-		// A small copy to a string stays on the stack (as encoding/json
-		// does for []byte).
-		n := min(len(s)-i, utf8.UTFMax)
-		r, size := utf8.DecodeRuneInString(string(s[i : i+n]))
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', jsonHex[r&15])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
+	return jsonenc.AppendString(b, s, true)
 }
 
 // ruleThreatJSON is the constant "threat" object, encoded once.
@@ -529,7 +468,7 @@ func procFields(e *fenc, p *attribution.Process) {
 				if i > 0 {
 					e.b = append(e.b, ' ')
 				}
-				e.b = appendJSONChars(e.b, a)
+				e.b = jsonenc.AppendChars(e.b, a, true)
 			}
 			e.b = append(e.b, '"')
 		}

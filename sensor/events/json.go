@@ -1,10 +1,10 @@
 package events
 
 import (
-	"encoding/hex"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"exfilwatch/internal/jsonenc"
 )
 
 // enc appends one JSON object at a time to a byte slice, without reflection:
@@ -15,11 +15,7 @@ type enc struct {
 	b     []byte
 	comma []bool // per open object/array: a value was written, the next needs a comma
 
-	// The formatted date and time of the last second seen: events come in
-	// bursts within the same second, and time.Format is the costliest part
-	// of encoding otherwise.
-	tsSec    int64
-	tsPrefix []byte // "2006-01-02T15:04:05."
+	ts jsonenc.TimeCache // events come in bursts within one second
 }
 
 func (e *enc) sep() {
@@ -101,82 +97,22 @@ func (e *enc) bool(k string, v bool) {
 	e.b = strconv.AppendBool(e.b, v)
 }
 
-// time writes t in UTC as RFC 3339 with nanoseconds.
+// time writes t in UTC as RFC 3339 with nine digits of nanoseconds.
 func (e *enc) time(k string, t time.Time) {
 	e.key(k)
-	t = t.UTC()
-	if sec := t.Unix(); sec != e.tsSec || e.tsPrefix == nil {
-		e.tsSec = sec
-		e.tsPrefix = t.AppendFormat(e.tsPrefix[:0], "2006-01-02T15:04:05.")
-	}
 	e.b = append(e.b, '"')
-	e.b = append(e.b, e.tsPrefix...)
-	ns := t.Nanosecond()
-	var d [9]byte
-	for i := 8; i >= 0; i-- {
-		d[i] = byte('0' + ns%10)
-		ns /= 10
-	}
-	e.b = append(e.b, d[:]...)
-	e.b = append(e.b, 'Z', '"')
+	e.b = e.ts.AppendNano9(e.b, t)
+	e.b = append(e.b, '"')
 }
 
 func (e *enc) hex(k string, v []byte) {
 	e.key(k)
-	e.b = append(e.b, '"')
-	e.b = hex.AppendEncode(e.b, v)
-	e.b = append(e.b, '"')
+	e.b = jsonenc.AppendHex(e.b, v)
 }
 
-// appendString appends s as a JSON string. Invalid UTF-8 (hostile traffic
-// puts anything in a header) becomes U+FFFD so every line stays valid JSON.
+// appendString appends s as a JSON string in the events' dialect (no HTML
+// escaping; invalid UTF-8, which hostile traffic puts in any header, as
+// U+FFFD so every line stays valid JSON).
 func appendString(b []byte, s string) []byte {
-	const hexd = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"':
-				b = append(b, '\\', '"')
-			case '\\':
-				b = append(b, '\\', '\\')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&15])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexd[r&15])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return jsonenc.AppendString(b, s, false)
 }
