@@ -5,7 +5,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"exfilwatch/attribution"
 	"exfilwatch/internal/jsonenc"
@@ -18,120 +17,27 @@ import (
 // same escaping — which ECS() stays to check (goldens and FuzzFindingJSON):
 // collectors parse these documents, a changed byte is a changed interface.
 
-// fenc appends one JSON document to b; like sensor/events' enc, the field
-// order is the order of the calls.
+// fenc appends one JSON document in encoding/json's dialect (HTML
+// characters escaped, times as time.Time.MarshalJSON writes them).
 type fenc struct {
-	b     []byte
-	comma [16]bool // per open object/array: a value was written, the next needs a comma
-	depth int
-	ts    jsonenc.TimeCache // a finding's times mostly share a second or two
+	jsonenc.Encoder
 }
 
-func (e *fenc) sep() {
-	if e.depth > 0 {
-		if e.comma[e.depth-1] {
-			e.b = append(e.b, ',')
-		}
-		e.comma[e.depth-1] = true
-	}
-}
-
-// key writes a field name; names are constants that need no escaping.
-func (e *fenc) key(k string) {
-	e.sep()
-	e.b = append(e.b, '"')
-	e.b = append(e.b, k...)
-	e.b = append(e.b, '"', ':')
-}
-
-func (e *fenc) push(c byte) {
-	e.b = append(e.b, c)
-	e.comma[e.depth] = false
-	e.depth++
-}
-
-func (e *fenc) pop(c byte) {
-	e.b = append(e.b, c)
-	e.depth--
-}
-
-func (e *fenc) open(k string) {
-	if k == "" {
-		e.sep()
-	} else {
-		e.key(k)
-	}
-	e.push('{')
-}
-
-func (e *fenc) close() { e.pop('}') }
-
-func (e *fenc) openArr(k string) {
-	e.key(k)
-	e.push('[')
-}
-
-func (e *fenc) closeArr() { e.pop(']') }
-
-func (e *fenc) str(k, v string) {
-	e.key(k)
-	e.b = appendJSONString(e.b, v)
-}
-
-// strNE is a string field tagged omitempty.
-func (e *fenc) strNE(k, v string) {
-	if v != "" {
-		e.str(k, v)
-	}
-}
-
-func (e *fenc) elemStr(v string) {
-	e.sep()
-	e.b = appendJSONString(e.b, v)
-}
-
-func (e *fenc) int(k string, v int64) {
-	e.key(k)
-	e.b = strconv.AppendInt(e.b, v, 10)
-}
-
-func (e *fenc) uint(k string, v uint64) {
-	e.key(k)
-	e.b = strconv.AppendUint(e.b, v, 10)
-}
-
-func (e *fenc) bool(k string, v bool) {
-	e.key(k)
-	e.b = strconv.AppendBool(e.b, v)
-}
-
-// time writes t in UTC as time.Time.MarshalJSON does (RFC 3339 with the
-// nanoseconds' trailing zeros trimmed). A year outside 0-9999, which
-// MarshalJSON refuses, is written as AppendFormat gives it: the finding is
-// kept, still valid JSON.
-func (e *fenc) time(k string, t time.Time) {
-	e.key(k)
-	e.b = append(e.b, '"')
-	e.b = e.ts.AppendRFC3339Nano(e.b, t)
-	e.b = append(e.b, '"')
-}
-
-func (e *fenc) hex(k string, v []byte) {
-	e.key(k)
-	e.b = jsonenc.AppendHex(e.b, v)
+func newFenc(dst []byte) fenc {
+	return fenc{jsonenc.Encoder{B: dst, HTML: true, TrimmedTime: true}}
 }
 
 // addr writes an address as netip.Addr.String does ("invalid IP" for the
 // zero address).
 func (e *fenc) addr(k string, a addrLike) {
-	e.key(k)
+	e.Key(k)
 	if a.IsValid() && a.Zone() == "" {
-		e.b = append(e.b, '"')
-		e.b = a.AppendTo(e.b)
-		e.b = append(e.b, '"')
+		e.B = append(e.B, '"')
+		e.B = a.AppendTo(e.B)
+		e.B = append(e.B, '"')
 		return
 	}
-	e.b = appendJSONString(e.b, a.String())
+	e.B = appendJSONString(e.B, a.String())
 }
 
 type addrLike interface {
@@ -149,35 +55,35 @@ func appendJSONString[S string | []byte](b []byte, s S) []byte {
 
 // ruleThreatJSON is the constant "threat" object, encoded once.
 var ruleThreatJSON = func() string {
-	var e fenc
-	e.push('{')
-	e.open("threat")
-	e.str("framework", "MITRE ATT&CK")
-	e.open("tactic")
+	e := newFenc(nil)
+	e.Open("")
+	e.Open("threat")
+	e.Str("framework", "MITRE ATT&CK")
+	e.Open("tactic")
 	strs(&e, "id", "TA0010")
 	strs(&e, "name", "Exfiltration")
 	strs(&e, "reference", "https://attack.mitre.org/tactics/TA0010/")
-	e.close()
-	e.open("technique")
+	e.Close()
+	e.Open("technique")
 	strs(&e, "id", "T1048")
 	strs(&e, "name", "Exfiltration Over Alternative Protocol")
 	strs(&e, "reference", "https://attack.mitre.org/techniques/T1048/")
-	e.open("subtechnique")
+	e.Open("subtechnique")
 	strs(&e, "id", "T1048.003")
 	strs(&e, "name", "Exfiltration Over Unencrypted Non-C2 Protocol")
 	strs(&e, "reference", "https://attack.mitre.org/techniques/T1048/003/")
-	e.close()
-	e.close()
-	e.close()
-	return string(e.b[1:]) // without the '{' that gave it a comma context
+	e.Close()
+	e.Close()
+	e.Close()
+	return string(e.B[1:]) // without the '{' that gave it a comma context
 }()
 
 func strs(e *fenc, k string, v ...string) {
-	e.openArr(k)
+	e.OpenArr(k)
 	for _, s := range v {
-		e.elemStr(s)
+		e.ElemStr(s)
 	}
-	e.closeArr()
+	e.CloseArr()
 }
 
 const ruleDescription = "A process that is not a browser (or its close lineage) read sensitive user files, then uploaded data over HTTP or FTP (MITRE ATT&CK detection strategy DET0149)."
@@ -185,128 +91,128 @@ const ruleDescription = "A process that is not a browser (or its close lineage) 
 // AppendJSON appends the finding's JSON document (ECS alert shape,
 // docs/findings.md) to dst: the bytes of json.Marshal(f.ECS()).
 func (f *Finding) AppendJSON(dst []byte) []byte {
-	e := fenc{b: dst}
+	e := newFenc(dst)
 	u := &f.Upload
-	e.push('{')
-	e.time("@timestamp", u.End)
+	e.Open("")
+	e.Time("@timestamp", u.End)
 
-	e.open("event")
-	e.str("kind", "alert")
+	e.Open("event")
+	e.Str("kind", "alert")
 	strs(&e, "category", "network", "file")
 	strs(&e, "type", "connection", "access")
-	e.str("dataset", "exfilwatch.finding")
-	e.str("id", f.ID)
-	e.time("created", f.Created)
-	e.time("start", u.Start)
-	e.time("end", u.End)
-	e.int("severity", int64(SeverityNumber(f.Severity)))
-	e.close()
+	e.Str("dataset", "exfilwatch.finding")
+	e.Str("id", f.ID)
+	e.Time("created", f.Created)
+	e.Time("start", u.Start)
+	e.Time("end", u.End)
+	e.Int("severity", int64(SeverityNumber(f.Severity)))
+	e.Close()
 
-	e.open("rule")
-	e.str("id", f.RuleID)
+	e.Open("rule")
+	e.Str("id", f.RuleID)
 	if f.RuleID == RuleMacOS {
-		e.str("name", ruleNameMac)
+		e.Str("name", ruleNameMac)
 	} else {
-		e.str("name", ruleNameLinux)
+		e.Str("name", ruleNameLinux)
 	}
-	e.str("ruleset", Ruleset)
-	e.str("category", "Exfiltration")
-	e.str("reference", "https://attack.mitre.org/techniques/T1048/003/")
-	e.str("description", ruleDescription)
-	e.close()
-	e.sep()
-	e.b = append(e.b, ruleThreatJSON...)
+	e.Str("ruleset", Ruleset)
+	e.Str("category", "Exfiltration")
+	e.Str("reference", "https://attack.mitre.org/techniques/T1048/003/")
+	e.Str("description", ruleDescription)
+	e.Close()
+	e.Sep()
+	e.B = append(e.B, ruleThreatJSON...)
 
 	if p := f.Process; p != nil {
-		e.open("process")
+		e.Open("process")
 		procFields(&e, p)
 		if p.UID != 0 || p.User != "" {
-			e.open("user")
-			e.key("id")
-			e.b = append(e.b, '"')
-			e.b = strconv.AppendUint(e.b, uint64(p.UID), 10)
-			e.b = append(e.b, '"')
-			e.strNE("name", p.User)
-			e.close()
+			e.Open("user")
+			e.Key("id")
+			e.B = append(e.B, '"')
+			e.B = strconv.AppendUint(e.B, uint64(p.UID), 10)
+			e.B = append(e.B, '"')
+			e.StrNE("name", p.User)
+			e.Close()
 		}
 		if f.Parent != nil {
-			e.open("parent")
+			e.Open("parent")
 			procFields(&e, f.Parent)
-			e.close()
+			e.Close()
 		} else if p.PPID > 0 {
-			e.open("parent")
-			e.int("pid", int64(p.PPID))
-			e.close()
+			e.Open("parent")
+			e.Int("pid", int64(p.PPID))
+			e.Close()
 		}
 		if c := f.Code; c != nil {
-			e.open("code_signature")
-			e.bool("exists", true)
-			e.bool("valid", c.Valid)
-			e.strNE("signing_id", c.SigningID)
-			e.strNE("team_id", c.TeamID)
-			e.bool("trusted", c.Valid && !c.AdHoc && (c.TeamID != "" || c.Platform))
+			e.Open("code_signature")
+			e.Bool("exists", true)
+			e.Bool("valid", c.Valid)
+			e.StrNE("signing_id", c.SigningID)
+			e.StrNE("team_id", c.TeamID)
+			e.Bool("trusted", c.Valid && !c.AdHoc && (c.TeamID != "" || c.Platform))
 			if c.AdHoc {
-				e.bool("adhoc", true)
+				e.Bool("adhoc", true)
 			}
 			if c.Platform {
-				e.bool("platform_binary", true)
+				e.Bool("platform_binary", true)
 			}
-			e.close()
+			e.Close()
 		}
-		e.close()
+		e.Close()
 	}
 
-	e.openArr("file")
+	e.OpenArr("file")
 	for i := range f.Files {
 		fl := &f.Files[i]
-		e.open("")
-		e.str("path", fl.Path)
-		e.str("name", path.Base(fl.Path))
-		e.str("directory", path.Dir(fl.Path))
+		e.Open("")
+		e.Str("path", fl.Path)
+		e.Str("name", path.Base(fl.Path))
+		e.Str("directory", path.Dir(fl.Path))
 		if fl.Size > 0 || fl.Hashed {
-			e.int("size", fl.Size)
+			e.Int("size", fl.Size)
 		}
 		if fl.Hashed {
-			e.open("hash")
-			e.hex("sha256", fl.SHA256[:])
-			e.close()
+			e.Open("hash")
+			e.Hex("sha256", fl.SHA256[:])
+			e.Close()
 		}
-		e.time("accessed", fl.Time)
-		e.open("exfilwatch")
-		e.str("class", fl.Class)
-		e.str("access", fl.Access)
-		e.str("relation", fl.Relation)
-		e.int("pid", int64(fl.PID))
-		e.strNE("process_name", fl.ProcessName)
-		e.strNE("executable", fl.Executable)
+		e.Time("accessed", fl.Time)
+		e.Open("exfilwatch")
+		e.Str("class", fl.Class)
+		e.Str("access", fl.Access)
+		e.Str("relation", fl.Relation)
+		e.Int("pid", int64(fl.PID))
+		e.StrNE("process_name", fl.ProcessName)
+		e.StrNE("executable", fl.Executable)
 		if fl.ContentMatch {
-			e.bool("content_match", true)
+			e.Bool("content_match", true)
 		}
-		e.strNE("source", fl.Source)
-		e.close()
-		e.close()
+		e.StrNE("source", fl.Source)
+		e.Close()
+		e.Close()
 	}
-	e.closeArr()
+	e.CloseArr()
 
-	e.open("source")
+	e.Open("source")
 	e.addr("ip", u.Conn.Client.Addr())
-	e.uint("port", uint64(u.Conn.Client.Port()))
-	e.close()
-	e.open("destination")
+	e.Uint("port", uint64(u.Conn.Client.Port()))
+	e.Close()
+	e.Open("destination")
 	e.addr("ip", u.Conn.Server.Addr())
-	e.uint("port", uint64(u.Conn.Server.Port()))
-	e.strNE("domain", f.DestinationName)
-	e.close()
+	e.Uint("port", uint64(u.Conn.Server.Port()))
+	e.StrNE("domain", f.DestinationName)
+	e.Close()
 
 	switch u.Protocol {
 	case "http":
 		urlFields(&e, u)
-		e.open("http")
-		e.open("request")
-		e.str("method", u.Method)
-		e.strNE("mime_type", mime(u.ContentType))
-		e.open("body")
-		e.int("bytes", u.Bytes)
+		e.Open("http")
+		e.Open("request")
+		e.Str("method", u.Method)
+		e.StrNE("mime_type", mime(u.ContentType))
+		e.Open("body")
+		e.Int("bytes", u.Bytes)
 		var body *contentHash
 		for i := range u.Hashes {
 			if u.Hashes[i].Where == "http.request.body" {
@@ -314,60 +220,60 @@ func (f *Finding) AppendJSON(dst []byte) []byte {
 			}
 		}
 		if body != nil {
-			e.hex("sha256", body.SHA256[:])
+			e.Hex("sha256", body.SHA256[:])
 		}
-		e.close()
-		e.close()
-		e.close()
+		e.Close()
+		e.Close()
+		e.Close()
 		if u.UserAgent != "" {
-			e.open("user_agent")
-			e.str("original", u.UserAgent)
-			e.close()
+			e.Open("user_agent")
+			e.Str("original", u.UserAgent)
+			e.Close()
 		}
 	case "ftp":
-		e.open("ftp")
-		e.str("command", u.FTPCommand)
-		e.strNE("filename", u.FTPFile)
-		e.strNE("stored_as", u.FTPStoredAs)
+		e.Open("ftp")
+		e.Str("command", u.FTPCommand)
+		e.StrNE("filename", u.FTPFile)
+		e.StrNE("stored_as", u.FTPStoredAs)
 		if n := len(u.Hashes); n > 0 {
-			e.hex("sha256", u.Hashes[n-1].SHA256[:])
+			e.Hex("sha256", u.Hashes[n-1].SHA256[:])
 		}
-		e.close()
+		e.Close()
 	}
 
-	e.open("network")
+	e.Open("network")
 	if u.Conn.Transport == "" {
-		e.str("transport", "tcp")
+		e.Str("transport", "tcp")
 	} else {
-		e.str("transport", u.Conn.Transport)
+		e.Str("transport", u.Conn.Transport)
 	}
-	e.str("protocol", u.Protocol)
-	e.strNE("direction", u.Conn.Direction)
-	e.int("bytes", u.Bytes)
+	e.Str("protocol", u.Protocol)
+	e.StrNE("direction", u.Conn.Direction)
+	e.Int("bytes", u.Bytes)
 	if u.Conn.IPv6 {
-		e.str("type", "ipv6")
+		e.Str("type", "ipv6")
 	} else {
-		e.str("type", "ipv4")
+		e.Str("type", "ipv4")
 	}
-	e.close()
+	e.Close()
 
-	e.open("exfilwatch")
-	e.str("severity", f.Severity)
-	e.int("score", int64(f.Score))
+	e.Open("exfilwatch")
+	e.Str("severity", f.Severity)
+	e.Int("score", int64(f.Score))
 	if f.Reasons == nil {
-		e.key("reasons")
-		e.b = append(e.b, "null"...)
+		e.Key("reasons")
+		e.B = append(e.B, "null"...)
 	} else {
-		e.openArr("reasons")
+		e.OpenArr("reasons")
 		for i := range f.Reasons {
 			r := &f.Reasons[i]
-			e.open("")
-			e.str("code", r.Code)
-			e.str("description", r.Description)
-			e.int("weight", int64(r.Weight))
-			e.close()
+			e.Open("")
+			e.Str("code", r.Code)
+			e.Str("description", r.Description)
+			e.Int("weight", int64(r.Weight))
+			e.Close()
 		}
-		e.closeArr()
+		e.CloseArr()
 	}
 	lineage := false
 	for _, l := range f.Lineage {
@@ -375,155 +281,155 @@ func (f *Finding) AppendJSON(dst []byte) []byte {
 			continue
 		}
 		if !lineage {
-			e.openArr("lineage")
+			e.OpenArr("lineage")
 			lineage = true
 		}
-		e.open("")
+		e.Open("")
 		procFields(&e, l)
-		e.close()
+		e.Close()
 	}
 	if lineage {
-		e.closeArr()
+		e.CloseArr()
 	}
 	if s := f.Script; s != nil {
-		e.open("script")
-		e.str("interpreter", s.Interpreter)
-		e.strNE("path", s.Path)
-		e.strNE("inline", s.Inline)
-		e.strNE("module", s.Module)
-		e.close()
+		e.Open("script")
+		e.Str("interpreter", s.Interpreter)
+		e.StrNE("path", s.Path)
+		e.StrNE("inline", s.Inline)
+		e.StrNE("module", s.Module)
+		e.Close()
 	}
-	e.open("attribution")
-	e.str("method", f.Attribution)
-	e.close()
-	e.open("upload")
-	e.str("protocol", u.Protocol)
-	e.int("bytes", u.Bytes)
-	e.int("bytes_read", f.BytesRead)
-	e.time("start", u.Start)
-	e.time("end", u.End)
+	e.Open("attribution")
+	e.Str("method", f.Attribution)
+	e.Close()
+	e.Open("upload")
+	e.Str("protocol", u.Protocol)
+	e.Int("bytes", u.Bytes)
+	e.Int("bytes_read", f.BytesRead)
+	e.Time("start", u.Start)
+	e.Time("end", u.End)
 	if len(u.Hashes) > 0 {
-		e.openArr("hashes")
+		e.OpenArr("hashes")
 		for i := range u.Hashes {
-			e.open("")
-			e.str("where", u.Hashes[i].Where)
-			e.hex("sha256", u.Hashes[i].SHA256[:])
-			e.close()
+			e.Open("")
+			e.Str("where", u.Hashes[i].Where)
+			e.Hex("sha256", u.Hashes[i].SHA256[:])
+			e.Close()
 		}
-		e.closeArr()
+		e.CloseArr()
 	}
 	if len(f.DestinationHosts) > 0 {
 		strs(&e, "destination_names", f.DestinationHosts...)
 	}
-	e.close()
+	e.Close()
 	if cm := f.ContentMatch; cm != nil {
-		e.open("content_match")
-		e.str("where", cm.Where)
-		e.str("path", cm.Path)
-		e.hex("sha256", cm.SHA256[:])
-		e.close()
+		e.Open("content_match")
+		e.Str("where", cm.Where)
+		e.Str("path", cm.Path)
+		e.Hex("sha256", cm.SHA256[:])
+		e.Close()
 	}
-	e.open("flow")
-	e.key("ids")
+	e.Open("flow")
+	e.Key("ids")
 	if u.FlowIDs == nil {
-		e.b = append(e.b, "null"...)
+		e.B = append(e.B, "null"...)
 	} else {
-		e.b = append(e.b, '[')
+		e.B = append(e.B, '[')
 		for i, id := range u.FlowIDs {
 			if i > 0 {
-				e.b = append(e.b, ',')
+				e.B = append(e.B, ',')
 			}
-			e.b = strconv.AppendUint(e.b, id, 10)
+			e.B = strconv.AppendUint(e.B, id, 10)
 		}
-		e.b = append(e.b, ']')
+		e.B = append(e.B, ']')
 	}
-	e.close()
+	e.Close()
 	if f.Source != "" {
-		e.open("pcap")
-		e.str("file", f.Source)
-		e.close()
+		e.Open("pcap")
+		e.Str("file", f.Source)
+		e.Close()
 	}
-	e.str("platform", f.GOOS)
-	e.close()
+	e.Str("platform", f.GOOS)
+	e.Close()
 
-	e.close()
-	return e.b
+	e.Close()
+	return e.B
 }
 
 // procFields writes what procECS fills in of a process.
 func procFields(e *fenc, p *attribution.Process) {
-	e.int("pid", int64(p.PID))
-	e.strNE("name", p.Name)
-	e.strNE("executable", p.Executable)
+	e.Int("pid", int64(p.PID))
+	e.StrNE("name", p.Name)
+	e.StrNE("executable", p.Executable)
 	if len(p.Args) > 0 {
 		strs(e, "args", p.Args...)
-		e.int("args_count", int64(len(p.Args)))
+		e.Int("args_count", int64(len(p.Args)))
 		// The command line is the arguments joined by spaces, escaped
 		// piece by piece: a space ends any UTF-8 sequence, so the bytes
 		// are those of escaping the joined string. Empty, it is omitted.
 		if len(p.Args) > 1 || p.Args[0] != "" {
-			e.key("command_line")
-			e.b = append(e.b, '"')
+			e.Key("command_line")
+			e.B = append(e.B, '"')
 			for i, a := range p.Args {
 				if i > 0 {
-					e.b = append(e.b, ' ')
+					e.B = append(e.B, ' ')
 				}
-				e.b = jsonenc.AppendChars(e.b, a, true)
+				e.B = jsonenc.AppendChars(e.B, a, true)
 			}
-			e.b = append(e.b, '"')
+			e.B = append(e.B, '"')
 		}
 	}
-	e.strNE("working_directory", p.CWD)
+	e.StrNE("working_directory", p.CWD)
 	if !p.StartTime.IsZero() {
-		e.time("start", p.StartTime)
+		e.Time("start", p.StartTime)
 	}
 	if p.PGID != 0 {
-		e.int("pgid", int64(p.PGID))
+		e.Int("pgid", int64(p.PGID))
 	}
 }
 
 // urlFields writes the "url" object as ECS() builds it.
 func urlFields(e *fenc, u *upload) {
-	e.open("url")
-	e.strNE("original", u.Target)
+	e.Open("url")
+	e.StrNE("original", u.Target)
 	host := hostOnly(u.Host)
 	if host == "" {
 		host = u.Conn.Server.Addr().String()
 	}
 	pth := u.Target
-	e.key("full")
+	e.Key("full")
 	if strings.HasPrefix(pth, "http://") || strings.HasPrefix(pth, "https://") {
-		e.b = appendJSONString(e.b, pth)
+		e.B = appendJSONString(e.B, pth)
 		pth = absPath(pth)
 	} else {
 		// "http://" + host + port + target, assembled after the escaped
-		// document in e.b's spare room so it costs no allocation; escaped
+		// document in e.B's spare room so it costs no allocation; escaped
 		// as one string because invalid UTF-8 could straddle the pieces.
-		mark := len(e.b)
-		e.b = append(e.b, "http://"...)
+		mark := len(e.B)
+		e.B = append(e.B, "http://"...)
 		if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
-			e.b = append(e.b, '[')
-			e.b = append(e.b, host...)
-			e.b = append(e.b, ']')
+			e.B = append(e.B, '[')
+			e.B = append(e.B, host...)
+			e.B = append(e.B, ']')
 		} else {
-			e.b = append(e.b, host...)
+			e.B = append(e.B, host...)
 		}
 		if port := u.Conn.Server.Port(); port != 80 {
-			e.b = append(e.b, ':')
-			e.b = strconv.AppendUint(e.b, uint64(port), 10)
+			e.B = append(e.B, ':')
+			e.B = strconv.AppendUint(e.B, uint64(port), 10)
 		}
-		e.b = append(e.b, pth...)
-		n := len(e.b) - mark
-		e.b = appendJSONString(e.b, e.b[mark:mark+n])
-		e.b = append(e.b[:mark], e.b[mark+n:]...)
+		e.B = append(e.B, pth...)
+		n := len(e.B) - mark
+		e.B = appendJSONString(e.B, e.B[mark:mark+n])
+		e.B = append(e.B[:mark], e.B[mark+n:]...)
 	}
-	e.strNE("domain", host)
+	e.StrNE("domain", host)
 	if port := u.Conn.Server.Port(); port != 0 {
-		e.uint("port", uint64(port))
+		e.Uint("port", uint64(port))
 	}
 	if i := strings.IndexAny(pth, "?#"); i >= 0 {
 		pth = pth[:i]
 	}
-	e.strNE("path", pth)
-	e.close()
+	e.StrNE("path", pth)
+	e.Close()
 }

@@ -40,10 +40,10 @@ func (j *JSONWriter) DNS(ev *DNS) {
 	endpoint(e, "destination", &ev.Conn, false, 0, 0, false)
 	network(e, &ev.Conn, "dns", 0, 0, false)
 	process(e, ev.Attribution)
-	e.open("dns")
-	e.str("type", "answer")
-	e.str("id", strconv.FormatUint(uint64(r.ID), 10))
-	e.str("response_code", dns.RCodeString(r.RCode))
+	e.Open("dns")
+	e.Str("type", "answer")
+	e.Str("id", strconv.FormatUint(uint64(r.ID), 10))
+	e.Str("response_code", dns.RCodeString(r.RCode))
 	var flags []string
 	if r.Authoritative {
 		flags = append(flags, "AA")
@@ -52,62 +52,62 @@ func (j *JSONWriter) DNS(ev *DNS) {
 		flags = append(flags, "TC")
 	}
 	if len(flags) > 0 {
-		e.openArr("header_flags")
+		e.OpenArr("header_flags")
 		for _, f := range flags {
-			e.elemStr(f)
+			e.ElemStr(f)
 		}
-		e.closeArr()
+		e.CloseArr()
 	}
 	if r.QName != "" {
-		e.open("question")
-		e.str("name", r.QName)
-		e.str("type", dns.TypeString(r.QType))
-		e.close()
+		e.Open("question")
+		e.Str("name", r.QName)
+		e.Str("type", dns.TypeString(r.QType))
+		e.Close()
 	}
 	if len(r.Answers) > 0 {
-		e.openArr("answers")
+		e.OpenArr("answers")
 		for i := range r.Answers {
 			a := &r.Answers[i]
-			e.open("")
-			e.str("name", a.Name)
-			e.str("type", dns.TypeString(a.Type))
-			e.uint("ttl", uint64(a.TTL))
-			e.str("data", a.Data())
-			e.close()
+			e.Open("")
+			e.Str("name", a.Name)
+			e.Str("type", dns.TypeString(a.Type))
+			e.Uint("ttl", uint64(a.TTL))
+			e.Str("data", a.Data())
+			e.Close()
 		}
-		e.closeArr()
+		e.CloseArr()
 		n := 0
 		for i := range r.Answers {
 			if a := &r.Answers[i]; a.Addr.IsValid() {
 				if n == 0 {
-					e.openArr("resolved_ip")
+					e.OpenArr("resolved_ip")
 				}
 				n++
-				e.sep()
-				e.b = append(e.b, '"')
-				e.b = a.Addr.AppendTo(e.b)
-				e.b = append(e.b, '"')
+				e.Sep()
+				e.B = append(e.B, '"')
+				e.B = a.Addr.AppendTo(e.B)
+				e.B = append(e.B, '"')
 			}
 		}
 		if n > 0 {
-			e.closeArr()
+			e.CloseArr()
 		}
 	}
-	e.close()
-	e.open("exfilwatch")
+	e.Close()
+	e.Open("exfilwatch")
 	flowRef(e, &ev.Conn, j.Source)
 	if r.Skipped > 0 || r.Dropped > 0 {
-		e.open("dns")
+		e.Open("dns")
 		if r.Skipped > 0 {
-			e.int("answers_skipped", int64(r.Skipped))
+			e.Int("answers_skipped", int64(r.Skipped))
 		}
 		if r.Dropped > 0 {
-			e.int("answers_dropped", int64(r.Dropped))
+			e.Int("answers_dropped", int64(r.Dropped))
 		}
-		e.close()
+		e.Close()
 	}
-	e.close()
-	e.close()
+	e.Close()
+	e.Close()
 	j.emit()
 }
 

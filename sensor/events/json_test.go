@@ -8,7 +8,7 @@ import (
 
 func TestTimeMatchesRFC3339Nano(t *testing.T) {
 	var e enc
-	e.open("")
+	e.Open("")
 	times := []time.Time{
 		{},
 		time.Date(2026, 11, 27, 4, 43, 51, 54240000, time.UTC),
@@ -17,12 +17,11 @@ func TestTimeMatchesRFC3339Nano(t *testing.T) {
 		time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC),
 	}
 	for _, tm := range times {
-		e.b = e.b[:0]
-		e.comma = e.comma[:0]
-		e.time("t", tm)
+		e.Reset()
+		e.Time("t", tm)
 		want := `"t":"` + tm.UTC().Format("2006-01-02T15:04:05.000000000Z") + `"`
-		if string(e.b) != want {
-			t.Errorf("got %s want %s", e.b, want)
+		if string(e.B) != want {
+			t.Errorf("got %s want %s", e.B, want)
 		}
 	}
 }

@@ -41,14 +41,13 @@ func (j *JSONWriter) Flush() error {
 func (j *JSONWriter) Err() error { return j.err }
 
 func (j *JSONWriter) emit() {
-	j.e.b = append(j.e.b, '\n')
+	j.e.B = append(j.e.B, '\n')
 	if j.err == nil {
-		if _, err := j.w.Write(j.e.b); err != nil {
+		if _, err := j.w.Write(j.e.B); err != nil {
 			j.err = err
 		}
 	}
-	j.e.b = j.e.b[:0]
-	j.e.comma = j.e.comma[:0]
+	j.e.Reset()
 }
 
 func endpoint(e *enc, k string, c *Conn, client bool, bytes, packets uint64, withCounts bool) {
@@ -56,40 +55,40 @@ func endpoint(e *enc, k string, c *Conn, client bool, bytes, packets uint64, wit
 	if client {
 		ap = c.Client
 	}
-	e.open(k)
+	e.Open(k)
 	if ap.IsValid() {
-		e.key("ip")
-		e.b = append(e.b, '"')
-		e.b = ap.Addr().AppendTo(e.b)
-		e.b = append(e.b, '"')
-		e.int("port", int64(ap.Port()))
+		e.Key("ip")
+		e.B = append(e.B, '"')
+		e.B = ap.Addr().AppendTo(e.B)
+		e.B = append(e.B, '"')
+		e.Int("port", int64(ap.Port()))
 	}
 	if withCounts {
-		e.uint("bytes", bytes)
-		e.uint("packets", packets)
+		e.Uint("bytes", bytes)
+		e.Uint("packets", packets)
 	}
-	e.close()
+	e.Close()
 }
 
 func network(e *enc, c *Conn, protocol string, bytes, packets uint64, withCounts bool) {
-	e.open("network")
+	e.Open("network")
 	if c.Transport != "" {
-		e.str("transport", c.Transport)
+		e.Str("transport", c.Transport)
 	}
 	if c.Client.IsValid() {
 		if c.IPv6 {
-			e.str("type", "ipv6")
+			e.Str("type", "ipv6")
 		} else {
-			e.str("type", "ipv4")
+			e.Str("type", "ipv4")
 		}
 	}
-	e.strNE("protocol", protocol)
-	e.strNE("direction", c.Direction)
+	e.StrNE("protocol", protocol)
+	e.StrNE("direction", c.Direction)
 	if withCounts {
-		e.uint("bytes", bytes)
-		e.uint("packets", packets)
+		e.Uint("bytes", bytes)
+		e.Uint("packets", packets)
 	}
-	e.close()
+	e.Close()
 }
 
 // process writes the ECS process fields of an attributed connection.
@@ -97,54 +96,54 @@ func process(e *enc, r *attribution.Result) {
 	if r == nil || r.Process == nil && r.PID == 0 {
 		return
 	}
-	e.open("process")
+	e.Open("process")
 	p := r.Process
 	if p == nil {
-		e.int("pid", int64(r.PID))
-		e.strNE("name", r.Name)
-		e.close()
+		e.Int("pid", int64(r.PID))
+		e.StrNE("name", r.Name)
+		e.Close()
 		return
 	}
 	writeProc(e, p)
 	if p.SessionLeader > 0 {
-		e.open("session_leader")
-		e.int("pid", int64(p.SessionLeader))
-		e.close()
+		e.Open("session_leader")
+		e.Int("pid", int64(p.SessionLeader))
+		e.Close()
 	}
 	if p.UID != 0 || p.User != "" {
-		e.open("user")
-		e.str("id", strconv.FormatUint(uint64(p.UID), 10))
-		e.strNE("name", p.User)
-		e.close()
+		e.Open("user")
+		e.Str("id", strconv.FormatUint(uint64(p.UID), 10))
+		e.StrNE("name", p.User)
+		e.Close()
 	}
 	if len(r.Lineage) > 0 {
-		e.open("parent")
+		e.Open("parent")
 		writeProc(e, r.Lineage[0])
-		e.close()
+		e.Close()
 	} else if p.PPID > 0 {
-		e.open("parent")
-		e.int("pid", int64(p.PPID))
-		e.close()
+		e.Open("parent")
+		e.Int("pid", int64(p.PPID))
+		e.Close()
 	}
-	e.close()
+	e.Close()
 }
 
 func writeProc(e *enc, p *attribution.Process) {
-	e.int("pid", int64(p.PID))
-	e.strNE("name", p.Name)
-	e.strNE("executable", p.Executable)
+	e.Int("pid", int64(p.PID))
+	e.StrNE("name", p.Name)
+	e.StrNE("executable", p.Executable)
 	if len(p.Args) > 0 {
-		e.openArr("args")
+		e.OpenArr("args")
 		for _, a := range p.Args {
-			e.elemStr(a)
+			e.ElemStr(a)
 		}
-		e.closeArr()
-		e.int("args_count", int64(len(p.Args)))
-		e.str("command_line", strings.Join(p.Args, " "))
+		e.CloseArr()
+		e.Int("args_count", int64(len(p.Args)))
+		e.Str("command_line", strings.Join(p.Args, " "))
 	}
-	e.strNE("working_directory", p.CWD)
+	e.StrNE("working_directory", p.CWD)
 	if !p.StartTime.IsZero() {
-		e.time("start", p.StartTime)
+		e.Time("start", p.StartTime)
 	}
 }
 
@@ -153,51 +152,51 @@ func attributionInfo(e *enc, r *attribution.Result) {
 	if r == nil {
 		return
 	}
-	e.open("attribution")
+	e.Open("attribution")
 	if r.Method != "" {
-		e.str("status", "attributed")
-		e.str("method", r.Method)
+		e.Str("status", "attributed")
+		e.Str("method", r.Method)
 	} else {
-		e.str("status", "unattributed")
-		e.strNE("reason", r.Reason)
-		e.strNE("detail", r.Detail)
+		e.Str("status", "unattributed")
+		e.StrNE("reason", r.Reason)
+		e.StrNE("detail", r.Detail)
 	}
 	if r.Delay > 0 {
-		e.int("delay_us", r.Delay.Microseconds())
+		e.Int("delay_us", r.Delay.Microseconds())
 	}
 	if r.Attempts > 0 {
-		e.int("attempts", int64(r.Attempts))
+		e.Int("attempts", int64(r.Attempts))
 	}
-	e.close()
+	e.Close()
 	if len(r.Lineage) > 0 {
-		e.openArr("lineage")
+		e.OpenArr("lineage")
 		for _, p := range r.Lineage {
-			e.open("")
-			e.int("pid", int64(p.PID))
-			e.strNE("name", p.Name)
-			e.strNE("executable", p.Executable)
+			e.Open("")
+			e.Int("pid", int64(p.PID))
+			e.StrNE("name", p.Name)
+			e.StrNE("executable", p.Executable)
 			if !p.StartTime.IsZero() {
-				e.time("start", p.StartTime)
+				e.Time("start", p.StartTime)
 			}
-			e.close()
+			e.Close()
 		}
-		e.closeArr()
+		e.CloseArr()
 	}
 }
 
 func flowRef(e *enc, c *Conn, source string) {
 	attributionInfo(e, c.Attribution)
-	e.open("flow")
-	e.uint("id", c.FlowID)
+	e.Open("flow")
+	e.Uint("id", c.FlowID)
 	if c.ClientGuessed {
-		e.bool("source_guessed", true)
+		e.Bool("source_guessed", true)
 	}
-	e.strNE("tunnel", c.Tunnel)
-	e.close()
+	e.StrNE("tunnel", c.Tunnel)
+	e.Close()
 	if source != "" {
-		e.open("pcap")
-		e.str("file", source)
-		e.close()
+		e.Open("pcap")
+		e.Str("file", source)
+		e.Close()
 	}
 }
 
@@ -205,20 +204,20 @@ func anomalies(e *enc, list []protocols.Anomaly) {
 	if len(list) == 0 {
 		return
 	}
-	e.openArr("anomalies")
+	e.OpenArr("anomalies")
 	for _, a := range list {
-		e.open("")
-		e.str("name", a.Name)
+		e.Open("")
+		e.Str("name", a.Name)
 		if a.Observed != 0 {
-			e.int("observed", a.Observed)
+			e.Int("observed", a.Observed)
 		}
 		if a.Limit != 0 {
-			e.int("limit", a.Limit)
+			e.Int("limit", a.Limit)
 		}
-		e.strNE("detail", a.Detail)
-		e.close()
+		e.StrNE("detail", a.Detail)
+		e.Close()
 	}
-	e.closeArr()
+	e.CloseArr()
 }
 
 // HTTP writes one http event.
@@ -239,121 +238,121 @@ func (j *JSONWriter) HTTP(ev *HTTP) {
 	endpoint(e, "destination", &ev.Conn, false, 0, 0, false)
 	network(e, &ev.Conn, "http", 0, 0, false)
 	process(e, ev.Attribution)
-	e.open("http")
+	e.Open("http")
 	if req.Version != "" {
-		e.str("version", req.Version)
+		e.Str("version", req.Version)
 	} else if resp != nil {
-		e.strNE("version", resp.Version)
+		e.StrNE("version", resp.Version)
 	}
-	e.open("request")
-	e.strNE("method", req.Method)
-	e.open("body")
-	e.int("bytes", req.BodyBytes)
+	e.Open("request")
+	e.StrNE("method", req.Method)
+	e.Open("body")
+	e.Int("bytes", req.BodyBytes)
 	if req.BodyHashValid && req.BodyBytes > 0 {
-		e.hex("sha256", req.BodySHA256[:])
+		e.Hex("sha256", req.BodySHA256[:])
 	}
-	e.close()
-	e.int("bytes", req.HeaderBytes+req.BodyBytes)
-	e.strNE("mime_type", mimeType(req.ContentType))
-	e.close()
+	e.Close()
+	e.Int("bytes", req.HeaderBytes+req.BodyBytes)
+	e.StrNE("mime_type", mimeType(req.ContentType))
+	e.Close()
 	if resp != nil {
-		e.open("response")
-		e.int("status_code", int64(resp.StatusCode))
-		e.open("body")
-		e.int("bytes", resp.BodyBytes)
-		e.close()
-		e.strNE("mime_type", mimeType(resp.ContentType))
-		e.close()
+		e.Open("response")
+		e.Int("status_code", int64(resp.StatusCode))
+		e.Open("body")
+		e.Int("bytes", resp.BodyBytes)
+		e.Close()
+		e.StrNE("mime_type", mimeType(resp.ContentType))
+		e.Close()
 	}
-	e.close()
+	e.Close()
 	if req.Target != "" || req.Host != "" {
-		e.open("url")
-		e.strNE("original", req.Target)
+		e.Open("url")
+		e.StrNE("original", req.Target)
 		dom, port := hostPort(req.Host)
 		if dom == "" {
 			dom, port = targetHost(req.Target)
 		}
-		e.strNE("domain", dom)
+		e.StrNE("domain", dom)
 		if port > 0 {
-			e.int("port", int64(port))
+			e.Int("port", int64(port))
 		}
 		path, query := splitTarget(req.Target)
-		e.strNE("path", path)
-		e.strNE("query", query)
-		e.close()
+		e.StrNE("path", path)
+		e.StrNE("query", query)
+		e.Close()
 	}
 	if req.UserAgent != "" {
-		e.open("user_agent")
-		e.str("original", req.UserAgent)
-		e.close()
+		e.Open("user_agent")
+		e.Str("original", req.UserAgent)
+		e.Close()
 	}
-	e.open("exfilwatch")
+	e.Open("exfilwatch")
 	flowRef(e, &ev.Conn, j.Source)
-	e.open("http")
-	e.strNE("host", req.Host)
+	e.Open("http")
+	e.StrNE("host", req.Host)
 	if req.ContentLength >= 0 && req.Method != "" {
-		e.int("request_content_length", req.ContentLength)
+		e.Int("request_content_length", req.ContentLength)
 	}
-	e.strNE("request_content_type", req.ContentType)
-	e.strNE("request_transfer_encoding", req.TransferEncoding)
-	e.strNE("request_content_encoding", req.ContentEncoding)
+	e.StrNE("request_content_type", req.ContentType)
+	e.StrNE("request_transfer_encoding", req.TransferEncoding)
+	e.StrNE("request_content_encoding", req.ContentEncoding)
 	if req.Chunked {
-		e.bool("request_chunked", true)
+		e.Bool("request_chunked", true)
 	}
 	if req.Expect100 {
-		e.bool("expect_continue", true)
+		e.Bool("expect_continue", true)
 	}
-	e.bool("request_body_complete", req.BodyComplete)
-	e.strNE("connection", req.Connection)
+	e.Bool("request_body_complete", req.BodyComplete)
+	e.StrNE("connection", req.Connection)
 	if resp != nil {
-		e.strNE("response_reason", resp.Reason)
-		e.strNE("response_content_encoding", resp.ContentEncoding)
-		e.bool("response_body_complete", resp.BodyComplete)
+		e.StrNE("response_reason", resp.Reason)
+		e.StrNE("response_content_encoding", resp.ContentEncoding)
+		e.Bool("response_body_complete", resp.BodyComplete)
 		if len(resp.Informational) > 0 {
-			e.openArr("informational")
+			e.OpenArr("informational")
 			for _, c := range resp.Informational {
-				e.elemInt(int64(c))
+				e.ElemInt(int64(c))
 			}
-			e.closeArr()
+			e.CloseArr()
 		}
 	}
 	if tx.Gap {
-		e.bool("gap", true)
+		e.Bool("gap", true)
 	}
 	anomalies(e, tx.Anomalies)
-	e.close()
+	e.Close()
 	if len(req.Multipart) > 0 {
-		e.openArr("multipart")
+		e.OpenArr("multipart")
 		for i := range req.Multipart {
 			p := &req.Multipart[i]
-			e.open("")
-			e.str("name", p.Name)
-			e.strNE("filename", p.Filename)
-			e.strNE("mime_type", p.ContentType)
-			e.int("bytes", p.Bytes)
+			e.Open("")
+			e.Str("name", p.Name)
+			e.StrNE("filename", p.Filename)
+			e.StrNE("mime_type", p.ContentType)
+			e.Int("bytes", p.Bytes)
 			if p.HashValid {
-				e.hex("sha256", p.SHA256[:])
+				e.Hex("sha256", p.SHA256[:])
 			}
-			e.close()
+			e.Close()
 		}
-		e.closeArr()
+		e.CloseArr()
 	}
-	e.close()
-	e.close()
+	e.Close()
+	e.Close()
 	j.emit()
 }
 
 // head opens an event: @timestamp and the ECS event object.
 func head(e *enc, dataset string, start, end time.Time) {
-	e.open("")
-	e.time("@timestamp", start)
-	e.open("event")
-	e.str("kind", "event")
-	e.str("dataset", dataset)
-	e.time("start", start)
-	e.time("end", end)
-	e.int("duration", end.Sub(start).Nanoseconds())
-	e.close()
+	e.Open("")
+	e.Time("@timestamp", start)
+	e.Open("event")
+	e.Str("kind", "event")
+	e.Str("dataset", dataset)
+	e.Time("start", start)
+	e.Time("end", end)
+	e.Int("duration", end.Sub(start).Nanoseconds())
+	e.Close()
 }
 
 // mimeType drops parameters (charset, boundary) as ECS mime_type wants.
@@ -435,40 +434,40 @@ func (j *JSONWriter) FTPCommand(ev *FTPCommand) {
 	endpoint(e, "destination", &ev.Conn, false, 0, 0, false)
 	network(e, &ev.Conn, "ftp", 0, 0, false)
 	process(e, ev.Attribution)
-	e.open("ftp")
-	e.str("command", c.Name)
-	e.strNE("arg", c.Arg)
+	e.Open("ftp")
+	e.Str("command", c.Name)
+	e.StrNE("arg", c.Arg)
 	if c.Reply != nil {
 		writeReply(e, "reply", c.Reply)
 	}
 	if len(c.Interim) > 0 {
-		e.openArr("interim")
+		e.OpenArr("interim")
 		for i := range c.Interim {
-			e.open("")
-			e.int("code", int64(c.Interim[i].Code))
-			e.strNE("message", c.Interim[i].Message)
-			e.close()
+			e.Open("")
+			e.Int("code", int64(c.Interim[i].Code))
+			e.StrNE("message", c.Interim[i].Message)
+			e.Close()
 		}
-		e.closeArr()
+		e.CloseArr()
 	}
-	e.close()
-	e.open("exfilwatch")
+	e.Close()
+	e.Open("exfilwatch")
 	flowRef(e, &ev.Conn, j.Source)
 	if len(c.Anomalies) > 0 {
-		e.open("ftp")
+		e.Open("ftp")
 		anomalies(e, c.Anomalies)
-		e.close()
+		e.Close()
 	}
-	e.close()
-	e.close()
+	e.Close()
+	e.Close()
 	j.emit()
 }
 
 func writeReply(e *enc, k string, r *ftp.Reply) {
-	e.open(k)
-	e.int("code", int64(r.Code))
-	e.strNE("message", r.Message)
-	e.close()
+	e.Open(k)
+	e.Int("code", int64(r.Code))
+	e.StrNE("message", r.Message)
+	e.Close()
 }
 
 // FTPData writes one ftp_data event.
@@ -485,65 +484,65 @@ func (j *JSONWriter) FTPData(ev *FTPData) {
 		n = t.BytesToServer
 		dir = "upload"
 	}
-	e.open("network")
+	e.Open("network")
 	if ev.Transport != "" {
-		e.str("transport", ev.Transport)
+		e.Str("transport", ev.Transport)
 		if ev.IPv6 {
-			e.str("type", "ipv6")
+			e.Str("type", "ipv6")
 		} else {
-			e.str("type", "ipv4")
+			e.Str("type", "ipv4")
 		}
 	}
-	e.str("protocol", "ftp-data")
-	e.strNE("direction", ev.Direction)
-	e.int("bytes", n)
-	e.close()
+	e.Str("protocol", "ftp-data")
+	e.StrNE("direction", ev.Direction)
+	e.Int("bytes", n)
+	e.Close()
 	process(e, ev.Attribution)
-	e.open("ftp")
-	e.strNE("command", t.Command)
-	e.strNE("filename", t.Filename)
+	e.Open("ftp")
+	e.StrNE("command", t.Command)
+	e.StrNE("filename", t.Filename)
 	if t.Mode == ftp.Active {
-		e.str("mode", "active")
+		e.Str("mode", "active")
 	} else {
-		e.str("mode", "passive")
+		e.Str("mode", "passive")
 	}
-	e.str("direction", dir)
+	e.Str("direction", dir)
 	if t.Reply != nil {
 		writeReply(e, "reply", t.Reply)
 	}
-	e.close()
+	e.Close()
 	if hashed := t.BytesToClient; t.HashValid {
 		if t.HashToServer {
 			hashed = t.BytesToServer
 		}
 		if hashed > 0 {
-			e.open("file")
-			e.open("hash")
-			e.hex("sha256", t.SHA256[:])
-			e.close()
-			e.close()
+			e.Open("file")
+			e.Open("hash")
+			e.Hex("sha256", t.SHA256[:])
+			e.Close()
+			e.Close()
 		}
 	}
-	e.open("exfilwatch")
+	e.Open("exfilwatch")
 	flowRef(e, &ev.Conn, j.Source)
-	e.open("ftp_data")
-	e.strNE("stored_as", t.StoredAs)
-	e.int("bytes_to_server", t.BytesToServer)
-	e.int("bytes_to_client", t.BytesToClient)
+	e.Open("ftp_data")
+	e.StrNE("stored_as", t.StoredAs)
+	e.Int("bytes_to_server", t.BytesToServer)
+	e.Int("bytes_to_client", t.BytesToClient)
 	if t.Gap {
-		e.bool("gap", true)
+		e.Bool("gap", true)
 	}
 	if ev.Conn.FlowID == 0 {
-		e.bool("data_connection_seen", false)
+		e.Bool("data_connection_seen", false)
 	}
-	e.open("control")
-	e.uint("flow_id", ev.Control.FlowID)
+	e.Open("control")
+	e.Uint("flow_id", ev.Control.FlowID)
 	endpoint(e, "source", &ev.Control, true, 0, 0, false)
 	endpoint(e, "destination", &ev.Control, false, 0, 0, false)
-	e.close()
-	e.close()
-	e.close()
-	e.close()
+	e.Close()
+	e.Close()
+	e.Close()
+	e.Close()
 	j.emit()
 }
 
@@ -556,38 +555,38 @@ func (j *JSONWriter) Flow(ev *Flow) {
 	endpoint(e, "destination", &ev.Conn, false, ev.Bytes[1], ev.Packets[1], true)
 	network(e, &ev.Conn, ev.Protocol, ev.Bytes[0]+ev.Bytes[1], ev.Packets[0]+ev.Packets[1], true)
 	process(e, ev.Attribution)
-	e.open("exfilwatch")
+	e.Open("exfilwatch")
 	flowRef(e, &ev.Conn, j.Source)
-	e.open("flow_summary")
-	e.open("payload_bytes")
-	e.uint("to_server", ev.Payload[0])
-	e.uint("to_client", ev.Payload[1])
-	e.close()
+	e.Open("flow_summary")
+	e.Open("payload_bytes")
+	e.Uint("to_server", ev.Payload[0])
+	e.Uint("to_client", ev.Payload[1])
+	e.Close()
 	if ev.Gaps > 0 {
-		e.uint("gaps", ev.Gaps)
-		e.open("gap_bytes")
-		e.uint("to_server", ev.GapBytes[0])
-		e.uint("to_client", ev.GapBytes[1])
-		e.close()
+		e.Uint("gaps", ev.Gaps)
+		e.Open("gap_bytes")
+		e.Uint("to_server", ev.GapBytes[0])
+		e.Uint("to_client", ev.GapBytes[1])
+		e.Close()
 	}
 	if ev.Retransmits > 0 {
-		e.uint("retransmits", ev.Retransmits)
+		e.Uint("retransmits", ev.Retransmits)
 	}
 	if ev.OutOfOrder > 0 {
-		e.uint("out_of_order", ev.OutOfOrder)
+		e.Uint("out_of_order", ev.OutOfOrder)
 	}
 	if ev.BadChecksum > 0 {
-		e.uint("bad_checksums", ev.BadChecksum)
+		e.Uint("bad_checksums", ev.BadChecksum)
 	}
 	if ev.Transport == "tcp" {
-		e.bool("handshake_seen", ev.SawSYN)
-		e.strNE("close_reason", ev.CloseReason)
+		e.Bool("handshake_seen", ev.SawSYN)
+		e.StrNE("close_reason", ev.CloseReason)
 	}
 	if ev.Encrypted {
-		e.bool("encrypted", true)
+		e.Bool("encrypted", true)
 	}
-	e.close()
-	e.close()
-	e.close()
+	e.Close()
+	e.Close()
+	e.Close()
 	j.emit()
 }
