@@ -525,3 +525,55 @@ func (w *boundedBuffer) String() string {
 	defer w.mu.Unlock()
 	return string(w.b)
 }
+
+// EsloggerFileStats describe a saved eslogger output read by ReadEslogger.
+type EsloggerFileStats struct {
+	Lines, Records, BadLines int
+	// Errors are the first bad lines' errors ("line N: …"), at most 5.
+	Errors []string
+	// GapEvents and GapGlobal are the events eslogger reported dropped
+	// (sequence-number gaps, EsloggerParser.Gaps).
+	GapEvents, GapGlobal uint64
+}
+
+// ReadEslogger reads saved eslogger JSON Lines (replay --eslogger) and
+// hands each *FileAccess and *ProcessEvent to emit, in file order. A bad or
+// over-long line is counted and skipped, as the live reader does: the
+// format is not a stable API. Only a read error ends it early.
+func ReadEslogger(r io.Reader, emit func(rec any)) (EsloggerFileStats, error) {
+	var st EsloggerFileStats
+	var parser EsloggerParser
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for {
+		line, tooLong, err := readBoundedLine(br, MaxEsloggerLine, &buf)
+		if err == nil || len(line) > 0 || tooLong {
+			st.Lines++ // every line, blank ones too, so errors name the file's line
+		}
+		if len(line) > 0 || tooLong {
+			rec, perr := parser.ParseLine(line)
+			if tooLong {
+				perr = fmt.Errorf("line longer than %d bytes", MaxEsloggerLine)
+			}
+			switch {
+			case perr != nil:
+				st.BadLines++
+				if len(st.Errors) < 5 {
+					st.Errors = append(st.Errors, fmt.Sprintf("line %d: %v", st.Lines, perr))
+				}
+			case rec != nil:
+				st.Records++
+				emit(rec)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			st.GapEvents, st.GapGlobal = parser.Gaps()
+			return st, err
+		}
+	}
+	st.GapEvents, st.GapGlobal = parser.Gaps()
+	return st, nil
+}

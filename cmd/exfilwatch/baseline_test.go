@@ -46,7 +46,7 @@ func recording(t *testing.T, capFile string, proc map[string]any, localNets ...s
 	if err := os.WriteFile(filepath.Join(dir, recordCapture), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, evs, stderr := replay(t, "--no-summary", capFile)
+	code, evs, stderr := replayCLI(t, "--no-summary", capFile)
 	if code != 0 {
 		t.Fatalf("replay %s: exit %d: %s", capFile, code, stderr)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"sort"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -17,6 +15,7 @@ import (
 	"exfilwatch/attribution"
 	"exfilwatch/config"
 	"exfilwatch/sensor/detect"
+	"exfilwatch/sensor/replay"
 )
 
 // detectFlags configure the AN0425/AN0424 rule and its findings; shared by
@@ -29,12 +28,6 @@ func detectFlags(findingsDefault string) []cli.Flag {
 	}
 }
 
-// credentialClasses are the built-in classes whose reads weigh more.
-var credentialClasses = map[string]bool{
-	"keychains": true, "browser_stores": true, "password_stores": true, "ssh": true, "gpg": true,
-	"cloud_credentials": true, "dev_tokens": true,
-}
-
 // loadRuleConfig reads --config (defaults when not given).
 func loadRuleConfig(c *cli.Context) (*config.Config, error) {
 	p := c.String("config")
@@ -44,55 +37,10 @@ func loadRuleConfig(c *cli.Context) (*config.Config, error) {
 	return config.Load(p)
 }
 
-// detectorSetup builds the detector's options from the configuration for
-// the platform the host data comes from.
+// detectorOptions builds the rule's options from the configuration for the
+// platform the host data comes from.
 func detectorOptions(cfg *config.Config, goos string) (detect.Options, error) {
-	opt := detect.Options{GOOS: goos, CredentialClasses: credentialClasses, Log: logger}
-	m, err := config.NewPathMatcherFor(cfg.SensitiveClasses(goos), goos)
-	if err != nil {
-		return opt, fmt.Errorf("sensitive classes: %w", err)
-	}
-	opt.Sensitive = m
-	if cfg.Rule.Window > 0 {
-		opt.Window = time.Duration(cfg.Rule.Window)
-	}
-	opt.MinUploadBytes = int64(cfg.Rule.MinUploadBytes)
-	opt.BulkUploadBytes = int64(cfg.Rule.BulkUploadBytes)
-	opt.Browsers = browserClassifier(cfg, goos)
-	allow, err := detect.NewAllowlist(cfg.Allowlist, goos)
-	if err != nil {
-		return opt, fmt.Errorf("allowlist: %w", err)
-	}
-	if allow.Len() > 0 {
-		opt.Allow = allow
-	}
-	return opt, nil
-}
-
-// browserClassifier uses attribution's table for the defaults (it carries
-// the platform flags and path prefixes the config form does not) and adds
-// the configured browsers.
-func browserClassifier(cfg *config.Config, goos string) *attribution.BrowserClassifier {
-	var mac []attribution.BrowserRule
-	var linux []string
-	if cfg.UseDefaultBrowsers() {
-		mac = attribution.DefaultMacBrowsers()
-		linux = attribution.DefaultLinuxBrowsers()
-	}
-	b := attribution.NewBrowserClassifier(mac, linux)
-	for _, id := range cfg.Browsers.Add {
-		if id.SigningID != "" {
-			if err := b.AddRule(attribution.BrowserRule{Name: id.Name, TeamID: id.TeamID, SigningID: id.SigningID}); err != nil {
-				logger.Warn().Err(err).Msg("browser identity ignored")
-			}
-		}
-		if id.Path != "" {
-			if err := b.AddLinuxPath(id.Path); err != nil {
-				logger.Warn().Err(err).Msg("browser path ignored")
-			}
-		}
-	}
-	return b
+	return detect.OptionsFromConfig(cfg, goos, logger)
 }
 
 // addInstalledBrowsers adds, on a live Linux host, the executables of the
@@ -137,150 +85,30 @@ func findingsOutput(c *cli.Context) (*detect.Writer, func() error, error) {
 	return detect.NewWriter(f, format), f.Close, nil
 }
 
-// hostRecord is one host-side record to replay at its time.
-type hostRecord struct {
-	t  time.Time
-	fa *attribution.FileAccess
-	p  *attribution.Process
-	ev *attribution.ProcessEvent
-}
-
-// hostFeed hands host records to the detector in time order, as the
-// packets' clock passes them.
-type hostFeed struct {
-	recs []hostRecord
-	next int
-	d    *detect.Detector
-}
-
-func (h *hostFeed) sort() {
-	sort.SliceStable(h.recs, func(i, j int) bool { return h.recs[i].t.Before(h.recs[j].t) })
-}
-
-// advance delivers every record up to t.
-func (h *hostFeed) advance(t time.Time) {
-	for h.next < len(h.recs) && !h.recs[h.next].t.After(t) {
-		h.deliver(&h.recs[h.next])
-		h.next++
-	}
-}
-
-// rest delivers what is left (records after the last packet).
-func (h *hostFeed) rest() {
-	for ; h.next < len(h.recs); h.next++ {
-		h.deliver(&h.recs[h.next])
-	}
-}
-
-func (h *hostFeed) deliver(r *hostRecord) {
-	switch {
-	case r.fa != nil:
-		h.d.FileAccess(*r.fa, r.p)
-	case r.ev != nil:
-		h.d.ProcessEvent(*r.ev)
-	}
-	h.d.Tick(r.t)
-}
-
-// readEsloggerFile reads eslogger JSON Lines: bad lines are counted and
-// skipped (eslogger's format is not a stable API), a file that cannot be
-// read is an error.
-func readEsloggerFile(path string) ([]hostRecord, int, error) {
+// readEsloggerFile reads saved eslogger JSON Lines (replay --eslogger).
+// Bad lines are counted, the first ones logged, and skipped: eslogger's
+// format is not a stable API. A file that cannot be read is an error.
+func readEsloggerFile(path string) ([]replay.HostRecord, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("--eslogger: %w", unwrapPath(err))
+		return nil, fmt.Errorf("--eslogger: %w", unwrapPath(err))
 	}
 	defer f.Close()
-	var p attribution.EsloggerParser
-	var out []hostRecord
-	bad := 0
-	r := bufio.NewReaderSize(f, 64<<10)
-	line := 0
-	for {
-		b, err := readLine(r, attribution.MaxEsloggerLine)
-		if len(b) > 0 || err == nil {
-			line++
-			rec, perr := p.ParseLine(b)
-			switch {
-			case perr != nil:
-				bad++
-				if bad <= 5 {
-					logger.Warn().Str("file", path).Int("line", line).Msg(perr.Error())
-				}
-			case rec != nil:
-				out = append(out, esloggerRecord(rec)...)
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if errors.Is(err, errLineTooLong) {
-			bad++
-			continue
-		}
-		if err != nil {
-			return nil, bad, fmt.Errorf("--eslogger %s: %w", path, err)
-		}
+	recs, st, err := replay.ReadEslogger(f)
+	if err != nil {
+		return nil, fmt.Errorf("--eslogger %s: %w", path, err)
 	}
-	ev, gl := p.Gaps()
-	if ev > 0 || gl > 0 {
-		logger.Warn().Str("file", path).Uint64("events_dropped", ev).Uint64("global_dropped", gl).
+	for _, e := range st.Errors {
+		logger.Warn().Str("file", path).Msg(e)
+	}
+	if st.BadLines > 0 {
+		logger.Warn().Str("file", path).Int("bad_lines", st.BadLines).Msg("eslogger lines skipped")
+	}
+	if st.GapEvents > 0 || st.GapGlobal > 0 {
+		logger.Warn().Str("file", path).Uint64("events_dropped", st.GapEvents).Uint64("global_dropped", st.GapGlobal).
 			Msg("eslogger reported dropped events (sequence gaps): some file accesses are missing")
 	}
-	return out, bad, nil
-}
-
-func esloggerRecord(rec any) []hostRecord {
-	switch r := rec.(type) {
-	case *attribution.FileAccess:
-		return []hostRecord{{t: r.Time, fa: r, p: r.Process}}
-	case *attribution.ProcessEvent:
-		return []hostRecord{{t: r.Time, ev: r}}
-	}
-	return nil
-}
-
-var errLineTooLong = errors.New("line too long")
-
-// readLine reads one line of at most max bytes; a longer line is consumed
-// and reported as errLineTooLong.
-func readLine(r *bufio.Reader, max int) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(buf)+len(chunk) > max {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = r.ReadSlice('\n')
-			}
-			if err == io.EOF {
-				return nil, io.EOF
-			}
-			return nil, errLineTooLong
-		}
-		buf = append(buf, chunk...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		return buf, err
-	}
-}
-
-// journalRecords turns a recording's host journal into host records.
-func journalRecords(j *attribution.Journal) []hostRecord {
-	var out []hostRecord
-	for i := range j.Files {
-		rec := &j.Files[i]
-		fa, err := rec.File.FileAccess(rec.Time)
-		if err != nil {
-			continue
-		}
-		out = append(out, hostRecord{t: rec.Time, fa: &fa, p: rec.File.Process})
-	}
-	for i := range j.Processes {
-		ev := j.Processes[i]
-		out = append(out, hostRecord{t: ev.Time, ev: &ev})
-	}
-	return out
+	return recs, nil
 }
 
 // explainVerdict writes one line per judged upload (replay --explain).

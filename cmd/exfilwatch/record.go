@@ -15,13 +15,14 @@ import (
 
 	"exfilwatch/attribution"
 	"exfilwatch/sensor/capture"
+	"exfilwatch/sensor/replay"
 )
 
 // A recording directory holds what `run --record DIR` saw: every captured
 // frame and the host journal. `replay DIR` reads both back.
 const (
-	recordCapture = "capture.pcapng"
-	recordJournal = "journal.jsonl"
+	recordCapture = replay.CaptureFile
+	recordJournal = replay.JournalFile
 )
 
 // recorder writes the frames of a live run to a pcapng file, one interface

@@ -6,18 +6,17 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"exfilwatch/attribution"
 	"exfilwatch/sensor"
 	"exfilwatch/sensor/capture"
 	"exfilwatch/sensor/detect"
 	"exfilwatch/sensor/events"
+	"exfilwatch/sensor/replay"
 )
 
 func replayCommand() *cli.Command {
@@ -135,14 +134,11 @@ func replayAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("replay: --config: %w", err)
 	}
-	var esRecs []hostRecord
+	var esRecs []replay.HostRecord
 	if p := c.String("eslogger"); p != "" {
-		recs, bad, err := readEsloggerFile(p)
+		recs, err := readEsloggerFile(p)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
-		}
-		if bad > 0 {
-			logger.Warn().Str("file", p).Int("bad_lines", bad).Msg("eslogger lines skipped")
 		}
 		esRecs = recs
 		if platform == "" {
@@ -197,8 +193,7 @@ func replayAction(c *cli.Context) error {
 		d := detect.New(opt, w, out)
 		d.SetSource(in.capPath)
 		in.deps.Sink = d
-		feed := &hostFeed{recs: append(append([]hostRecord(nil), in.host...), esRecs...), d: d}
-		feed.sort()
+		feed := replay.NewFeed(d, in.host, esRecs)
 		if err := replayFile(in.capPath, in.cfg, in.deps, w, sum, feed); err != nil {
 			failed++
 			logger.Error().Str("file", path).Msg(err.Error())
@@ -258,8 +253,8 @@ type replayInput struct {
 	cfg     sensor.Config
 	deps    sensor.Deps
 	capPath string
-	host    []hostRecord // the journal's file accesses and process events
-	goos    string       // the recording host's platform ("" when unknown)
+	host    []replay.HostRecord // the journal's file accesses and process events
+	goos    string              // the recording host's platform
 }
 
 // replayInputs sees whether path is a recording directory: its capture is
@@ -271,34 +266,24 @@ func replayInputs(path string, cfg sensor.Config, w eventWriter) (replayInput, e
 	if err != nil || !st.IsDir() {
 		return in, nil // capture.Open reports what is wrong
 	}
-	capPath := filepath.Join(path, recordCapture)
-	if _, err := os.Stat(capPath); err != nil {
-		return in, fmt.Errorf("%s: is a directory without %s (not a run --record directory)", path, recordCapture)
-	}
-	j, err := attribution.ReadJournal(filepath.Join(path, recordJournal))
+	rec, err := replay.OpenRecording(path)
 	if err != nil {
-		return in, fmt.Errorf("%s: %w", path, err)
+		return in, err
 	}
 	if len(in.cfg.LocalNets) == 0 {
-		for _, n := range j.Header.LocalNets {
-			if p, err := netip.ParsePrefix(n); err == nil {
-				in.cfg.LocalNets = append(in.cfg.LocalNets, p)
-			}
-		}
+		in.cfg.LocalNets = rec.LocalNets
 	}
-	if j.Header.OS != "" {
-		in.goos = j.Header.OS
-	}
-	in.deps.Attributor = j.Attributor()
-	in.capPath = capPath
-	in.host = journalRecords(j)
+	in.goos = rec.GOOS
+	in.deps.Attributor = rec.Journal.Attributor()
+	in.capPath = rec.Capture
+	in.host = rec.Host
 	return in, nil
 }
 
 // replayFile decodes one capture, handing the host records to the detector
 // as the packets' clock passes them. Events decoded before a damaged record
 // are kept: the sensor is flushed whatever happens.
-func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter, sum *summary, feed *hostFeed) error {
+func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter, sum *summary, feed *replay.Feed) error {
 	f, err := capture.Open(path)
 	if err != nil {
 		sum.filesFailed++
@@ -307,28 +292,7 @@ func replayFile(path string, cfg sensor.Config, deps sensor.Deps, w eventWriter,
 	defer f.Close()
 	w.setSource(path)
 	s := sensor.NewWithDeps(cfg, deps)
-	src := capture.NewPrefetcher(f) // reading overlaps decoding on a second core
-	var fr capture.Frame
-	var readErr error
-	for {
-		if err := src.Next(&fr); err != nil {
-			if err != io.EOF {
-				readErr = err
-			}
-			break
-		}
-		if feed != nil {
-			feed.advance(fr.Timestamp)
-			feed.d.Tick(fr.Timestamp)
-		}
-		s.Frame(&fr)
-	}
-	src.Close()
-	s.Flush()
-	if feed != nil {
-		feed.rest()
-		feed.d.Flush()
-	}
+	readErr := replay.Drive(f, s, feed)
 	sum.add(path, f, s.Stats())
 	if readErr != nil {
 		sum.filesFailed++

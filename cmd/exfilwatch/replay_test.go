@@ -44,7 +44,7 @@ func goldenCaptures(t *testing.T) []string {
 }
 
 // replay runs the CLI in-process and returns its exit code, events and stderr.
-func replay(t *testing.T, args ...string) (code int, events []byte, stderr string) {
+func replayCLI(t *testing.T, args ...string) (code int, events []byte, stderr string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "events.jsonl")
 	errFile := filepath.Join(t.TempDir(), "stderr")
@@ -66,7 +66,7 @@ func TestGoldenEvents(t *testing.T) {
 	repoRoot(t)
 	for _, capFile := range goldenCaptures(t) {
 		t.Run(capFile, func(t *testing.T) {
-			code, got, stderr := replay(t, capFile)
+			code, got, stderr := replayCLI(t, capFile)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
@@ -134,8 +134,8 @@ func checkJSONLines(t *testing.T, b []byte) {
 
 func TestGzipGivesTheSameEvents(t *testing.T) {
 	repoRoot(t)
-	_, plain, _ := replay(t, "captures/http_curl_multipart.pcap")
-	_, gz, _ := replay(t, "captures/http_curl_multipart.pcap.gz")
+	_, plain, _ := replayCLI(t, "captures/http_curl_multipart.pcap")
+	_, gz, _ := replayCLI(t, "captures/http_curl_multipart.pcap.gz")
 	plain = bytes.ReplaceAll(plain, []byte(`http_curl_multipart.pcap"`), []byte(`X"`))
 	gz = bytes.ReplaceAll(gz, []byte(`http_curl_multipart.pcap.gz"`), []byte(`X"`))
 	if len(plain) == 0 || !bytes.Equal(plain, gz) {
@@ -181,7 +181,7 @@ func TestBadInputOneLineErrorAndOthersKept(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, events, stderr := replay(t, c.path, good)
+			code, events, stderr := replayCLI(t, c.path, good)
 			if code != 1 {
 				t.Fatalf("exit %d, want 1; stderr %s", code, stderr)
 			}
@@ -262,7 +262,7 @@ func TestAppleSamplesAttributedFromMetadata(t *testing.T) {
 		"apple_tcpdump_radar-88502733.pcapng":              {"554 packetdrill"},
 	}
 	for file, flows := range want {
-		code, out, stderr := replay(t, filepath.Join(dir, file))
+		code, out, stderr := replayCLI(t, filepath.Join(dir, file))
 		if code != 0 {
 			t.Fatalf("%s: exit %d %s", file, code, stderr)
 		}

@@ -4,20 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
-	"exfilwatch/attribution"
+	"github.com/rs/zerolog"
+
 	"exfilwatch/config"
 	"exfilwatch/sensor"
 	"exfilwatch/sensor/capture"
 	"exfilwatch/sensor/detect"
 	"exfilwatch/sensor/events"
+	"exfilwatch/sensor/replay"
 )
 
 // -update rewrites the goldens from json.Marshal(f). Only for a deliberate
@@ -116,15 +115,16 @@ func checkGolden(t *testing.T, path string, got []byte) {
 }
 
 // replayScenario replays a `run --record` directory as `exfilwatch replay`
-// does (cmd/exfilwatch/replay.go): the capture through the sensor, the
-// journal's attributions and host records merged by time into the detector.
+// does (sensor/replay, the same driver): the capture through the sensor,
+// the journal's attributions and host records merged by time into the
+// detector, configured from the scenario's exfilwatch.yaml when it has one.
 func replayScenario(t *testing.T, dir string) []*detect.Finding {
 	t.Helper()
-	j, err := attribution.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	rec, err := replay.OpenRecording(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := sensor.Config{}
+	cfg := sensor.Config{LocalNets: rec.LocalNets}
 	cfg.Flows.MaxFlows = 100000
 	cfg.Flows.MaxBufferedPerFlow = 4 << 20
 	cfg.Flows.MaxBufferedTotal = 64 << 20
@@ -132,132 +132,29 @@ func replayScenario(t *testing.T, dir string) []*detect.Finding {
 	cfg.Flows.UDPIdleTimeout = time.Minute
 	cfg.Decode.VerifyChecksums = true
 	cfg.MaxExpectedChannels = 4096
-	for _, n := range j.Header.LocalNets {
-		if p, err := netip.ParsePrefix(n); err == nil {
-			cfg.LocalNets = append(cfg.LocalNets, p)
-		}
-	}
-	goos := "linux"
-	if j.Header.OS != "" {
-		goos = j.Header.OS
-	}
 	ruleCfg := config.Default()
 	if p := filepath.Join(dir, "exfilwatch.yaml"); fileExists(p) {
 		if ruleCfg, err = config.Load(p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	opt := detectorOptions(t, ruleCfg, goos)
+	opt, err := detect.OptionsFromConfig(ruleCfg, rec.GOOS, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := &detect.Collect{}
 	d := detect.New(opt, discard{}, out)
-	name := filepath.Base(dir)
-	d.SetSource("captures/scenarios/" + name + "/capture.pcapng")
-
-	type rec struct {
-		t  time.Time
-		fa *attribution.FileAccess
-		p  *attribution.Process
-		ev *attribution.ProcessEvent
-	}
-	var recs []rec
-	for i := range j.Files {
-		r := &j.Files[i]
-		fa, err := r.File.FileAccess(r.Time)
-		if err != nil {
-			continue
-		}
-		recs = append(recs, rec{t: r.Time, fa: &fa, p: r.File.Process})
-	}
-	for i := range j.Processes {
-		ev := j.Processes[i]
-		recs = append(recs, rec{t: ev.Time, ev: &ev})
-	}
-	sort.SliceStable(recs, func(a, b int) bool { return recs[a].t.Before(recs[b].t) })
-	next := 0
-	deliver := func(r *rec) {
-		if r.fa != nil {
-			d.FileAccess(*r.fa, r.p)
-		} else {
-			d.ProcessEvent(*r.ev)
-		}
-		d.Tick(r.t)
-	}
-
-	f, err := capture.Open(filepath.Join(dir, "capture.pcapng"))
+	d.SetSource("captures/scenarios/" + filepath.Base(dir) + "/capture.pcapng")
+	f, err := capture.Open(rec.Capture)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s := sensor.NewWithDeps(cfg, sensor.Deps{Sink: d, Attributor: j.Attributor()})
-	var fr capture.Frame
-	for {
-		if err := f.Next(&fr); err != nil {
-			if err != io.EOF {
-				t.Fatal(err)
-			}
-			break
-		}
-		for next < len(recs) && !recs[next].t.After(fr.Timestamp) {
-			deliver(&recs[next])
-			next++
-		}
-		d.Tick(fr.Timestamp)
-		s.Frame(&fr)
+	s := sensor.NewWithDeps(cfg, sensor.Deps{Sink: d, Attributor: rec.Journal.Attributor()})
+	if err := replay.Drive(f, s, replay.NewFeed(d, rec.Host)); err != nil {
+		t.Fatal(err)
 	}
-	s.Flush()
-	for ; next < len(recs); next++ {
-		deliver(&recs[next])
-	}
-	d.Flush()
 	return out.Findings
-}
-
-// detectorOptions is cmd/exfilwatch's detectorOptions (which a test here
-// cannot import).
-func detectorOptions(t *testing.T, cfg *config.Config, goos string) detect.Options {
-	t.Helper()
-	opt := detect.Options{GOOS: goos, CredentialClasses: map[string]bool{
-		"keychains": true, "browser_stores": true, "password_stores": true, "ssh": true, "gpg": true,
-		"cloud_credentials": true, "dev_tokens": true,
-	}}
-	m, err := config.NewPathMatcherFor(cfg.SensitiveClasses(goos), goos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt.Sensitive = m
-	if cfg.Rule.Window > 0 {
-		opt.Window = time.Duration(cfg.Rule.Window)
-	}
-	opt.MinUploadBytes = int64(cfg.Rule.MinUploadBytes)
-	opt.BulkUploadBytes = int64(cfg.Rule.BulkUploadBytes)
-	var mac []attribution.BrowserRule
-	var linux []string
-	if cfg.UseDefaultBrowsers() {
-		mac = attribution.DefaultMacBrowsers()
-		linux = attribution.DefaultLinuxBrowsers()
-	}
-	b := attribution.NewBrowserClassifier(mac, linux)
-	for _, id := range cfg.Browsers.Add {
-		if id.SigningID != "" {
-			if err := b.AddRule(attribution.BrowserRule{Name: id.Name, TeamID: id.TeamID, SigningID: id.SigningID}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if id.Path != "" {
-			if err := b.AddLinuxPath(id.Path); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	opt.Browsers = b
-	allow, err := detect.NewAllowlist(cfg.Allowlist, goos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if allow.Len() > 0 {
-		opt.Allow = allow
-	}
-	return opt
 }
 
 func fileExists(p string) bool {

@@ -6,19 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
-	"exfilwatch/attribution"
 	"exfilwatch/config"
 	"exfilwatch/sensor"
 	"exfilwatch/sensor/capture"
@@ -26,6 +22,7 @@ import (
 	"exfilwatch/sensor/detect"
 	"exfilwatch/sensor/events"
 	"exfilwatch/sensor/output/evidence"
+	"exfilwatch/sensor/replay"
 )
 
 // flowCounter is the detector's next sink: it keeps each flow's packet
@@ -44,93 +41,33 @@ func (c *flowCounter) Flow(f *events.Flow) {
 	c.mu.Unlock()
 }
 
-type hostRec struct {
-	t  time.Time
-	fa *attribution.FileAccess
-	p  *attribution.Process
-	ev *attribution.ProcessEvent
-}
-
 // replayScenario runs a `run --record` recording through the sensor with
 // the rule's default configuration, the journal's attributions and host
 // records, and an evidence store as the packet tap and a finding sink: the
-// same wiring as `exfilwatch replay DIR`.
+// same wiring as `exfilwatch replay DIR` (sensor/replay).
 func replayScenario(t *testing.T, dir string, st *evidence.Store) ([]*detect.Finding, *flowCounter) {
 	t.Helper()
-	j, err := attribution.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	rec, err := replay.OpenRecording(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg sensor.Config
-	cfg.Decode = decode.Options{VerifyChecksums: true}
-	for _, n := range j.Header.LocalNets {
-		if p, err := netip.ParsePrefix(n); err == nil {
-			cfg.LocalNets = append(cfg.LocalNets, p)
-		}
-	}
-	goos := "linux"
-	if j.Header.OS != "" {
-		goos = j.Header.OS
-	}
-	rc := config.Default()
-	m, err := config.NewPathMatcherFor(rc.SensitiveClasses(goos), goos)
+	cfg := sensor.Config{Decode: decode.Options{VerifyChecksums: true}, LocalNets: rec.LocalNets}
+	opt, err := detect.OptionsFromConfig(config.Default(), rec.GOOS, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := detect.Options{GOOS: goos, Sensitive: m,
-		Browsers: attribution.NewBrowserClassifier(attribution.DefaultMacBrowsers(), attribution.DefaultLinuxBrowsers())}
 	col := &detect.Collect{}
 	fc := &flowCounter{packets: map[uint64]uint64{}}
 	d := detect.New(opt, fc, detect.Tee{col, st})
-	s := sensor.NewWithDeps(cfg, sensor.Deps{Sink: d, Attributor: j.Attributor(), PacketTap: st})
-
-	var recs []hostRec
-	for i := range j.Files {
-		rec := &j.Files[i]
-		fa, err := rec.File.FileAccess(rec.Time)
-		if err != nil {
-			continue
-		}
-		recs = append(recs, hostRec{t: rec.Time, fa: &fa, p: rec.File.Process})
-	}
-	for i := range j.Processes {
-		ev := j.Processes[i]
-		recs = append(recs, hostRec{t: ev.Time, ev: &ev})
-	}
-	sort.SliceStable(recs, func(a, b int) bool { return recs[a].t.Before(recs[b].t) })
-	next := 0
-	deliver := func(until time.Time, all bool) {
-		for ; next < len(recs) && (all || !recs[next].t.After(until)); next++ {
-			r := recs[next]
-			if r.fa != nil {
-				d.FileAccess(*r.fa, r.p)
-			} else {
-				d.ProcessEvent(*r.ev)
-			}
-			d.Tick(r.t)
-		}
-	}
-	f, err := capture.Open(filepath.Join(dir, "capture.pcapng"))
+	s := sensor.NewWithDeps(cfg, sensor.Deps{Sink: d, Attributor: rec.Journal.Attributor(), PacketTap: st})
+	f, err := capture.Open(rec.Capture)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var fr capture.Frame
-	for {
-		err := f.Next(&fr)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		deliver(fr.Timestamp, false)
-		d.Tick(fr.Timestamp)
-		s.Frame(&fr)
+	if err := replay.Drive(f, s, replay.NewFeed(d, rec.Host)); err != nil {
+		t.Fatal(err)
 	}
-	s.Flush()
-	deliver(time.Time{}, true)
-	d.Flush()
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
